@@ -1,0 +1,88 @@
+{#
+    Which slice of time an incremental run rebuilds.
+
+    Normal runs rebuild everything from `lookback_hours` before the target's own newest bucket,
+    so a run after an outage catches up by itself. With `--vars '{start: ..., end: ...}'` a run
+    rebuilds exactly that UTC range instead (widened to whole buckets of the model's grain).
+#}
+
+{# The validated `start`/`end` var, or none. #}
+{% macro rebuild_bound(name) -%}
+    {%- set value = var(name, none) -%}
+    {%- if value is none or value == '' -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set value = value | string | trim -%}
+    {%- if not modules.re.match('^\d{4}-\d{2}-\d{2}([ T]\d{2}(:\d{2}(:\d{2})?)?)?(Z|\+00(:?00)?)?$', value) -%}
+        {{ exceptions.raise_compiler_error("var '" ~ name ~ "' must be a UTC date or timestamp like 2026-11-01 or 2026-11-01T13:00, got: " ~ value) }}
+    {%- endif -%}
+    {{ return(modules.re.sub('(Z|\+00(:?00)?)$', '', value) | replace('T', ' ')) }}
+{%- endmacro %}
+
+{# True when this run rebuilds an explicit range. #}
+{% macro is_range_rebuild() -%}
+    {%- set start, end = rebuild_bound('start'), rebuild_bound('end') -%}
+    {%- if (start is none) != (end is none) -%}
+        {{ exceptions.raise_compiler_error("set both vars 'start' and 'end' (UTC, end exclusive) to rebuild a range, or neither") }}
+    {%- endif -%}
+    {{ return(start is not none) }}
+{%- endmacro %}
+
+{#
+    SQL predicate selecting the rows of `relation_time_column` (a timestamptz) that this run
+    rebuilds, for a model whose own buckets are `grain` ('hour' or 'day') in column `own_column`.
+#}
+{% macro incremental_time_filter(relation_time_column, own_column, grain) -%}
+    {%- if is_range_rebuild() -%}
+        {%- set start_ts = utc_literal(rebuild_bound('start')) -%}
+        {%- set end_ts = utc_literal(rebuild_bound('end')) -%}
+        {{ relation_time_column }} >= {{ bucket_floor(start_ts, grain) }}
+        and {{ relation_time_column }} < {{ bucket_ceil(end_ts, grain) }}
+    {%- elif is_incremental() -%}
+        {{ relation_time_column }} >= {{ window_start(own_column, grain) }}
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{# The first instant the current incremental run rebuilds: the newest own bucket minus the lookback. #}
+{% macro window_start(own_column, grain) -%}
+    {%- set newest -%}
+        {%- if grain == 'hour' -%}max({{ own_column }}){%- else -%}{{ utc_midnight('max(' ~ own_column ~ ')') }}{%- endif -%}
+    {%- endset -%}
+    (
+        select coalesce(
+            {{ bucket_floor(newest ~ ' - ' ~ hours(var('lookback_hours')), grain) }},
+            {{ utc_literal('1900-01-01') }}
+        )
+        from {{ this }}
+    )
+{%- endmacro %}
+
+{# Round a timestamptz down / up to a whole UTC hour, day or month. #}
+{% macro bucket_floor(ts, grain) -%}
+    {%- if grain == 'hour' -%}
+        {{ utc_hour(ts) }}
+    {%- elif grain == 'day' -%}
+        {{ utc_midnight(utc_date(ts)) }}
+    {%- elif grain == 'month' -%}
+        {{ utc_midnight(month_start(utc_date(ts))) }}
+    {%- else -%}
+        {{ exceptions.raise_compiler_error("unknown grain " ~ grain) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro bucket_ceil(ts, grain) -%}
+    {%- set step = {'hour': hours(1), 'day': "interval '1 day'", 'month': "interval '1 month'"}[grain] -%}
+    {{ bucket_floor('(' ~ ts ~ ') + ' ~ step ~ " - interval '1 microsecond'", grain) }}
+{%- endmacro %}
+
+{# Serialise writers of the aggregates: a transaction-level advisory lock, released at commit. #}
+{% macro lock_aggregates() -%}{{ return(adapter.dispatch('lock_aggregates', 'watchllm_analytics')()) }}{%- endmacro %}
+{% macro default__lock_aggregates() -%}
+    {%- if var('use_advisory_lock', true) -%}
+        select pg_advisory_xact_lock(hashtext('watchllm_analytics.aggregates'))
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}

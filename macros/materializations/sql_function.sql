@@ -1,0 +1,33 @@
+{#
+    Materialization `sql_function`: the model's SQL is the body of a database function, created
+    (dropped and re-created, so a changed signature applies) in the model's schema in one
+    transaction. Config: `arguments`, `argument_types`, `returns`, `language` (default plpgsql),
+    `volatility` (default stable). The function runs with a fixed search_path, so every relation
+    in the body must be schema-qualified (ref() does that).
+#}
+{% materialization sql_function, adapter='postgres' %}
+    {%- set function_name = adapter.quote(schema) ~ '.' ~ adapter.quote(model['alias']) -%}
+
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
+
+    {% do adapter.create_schema(api.Relation.create(database=database, schema=schema)) %}
+
+    {% call statement('main') -%}
+        drop function if exists {{ function_name }}({{ config.require('argument_types') }});
+        create function {{ function_name }}({{ config.require('arguments') }})
+        returns {{ config.require('returns') }}
+        language {{ config.get('language', 'plpgsql') }}
+        {{ config.get('volatility', 'stable') }}
+        set search_path = pg_catalog, pg_temp
+        as $watchllm_function$
+        {{ sql }}
+        $watchllm_function$
+    {%- endcall %}
+
+    {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {% do adapter.commit() %}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+
+    {{ return({'relations': []}) }}
+{% endmaterialization %}

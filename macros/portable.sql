@@ -1,0 +1,99 @@
+{#
+    Engine-specific SQL lives here and only here, each piece behind adapter.dispatch,
+    so the models run unchanged on another engine once it has its own implementations.
+#}
+
+{# The UTC hour a timestamptz falls in, independent of the session TimeZone. #}
+{% macro utc_hour(ts) -%}{{ return(adapter.dispatch('utc_hour', 'watchllm_analytics')(ts)) }}{%- endmacro %}
+{% macro default__utc_hour(ts) -%}
+    (date_trunc('hour', ({{ ts }}) at time zone 'UTC') at time zone 'UTC')
+{%- endmacro %}
+{% macro spark__utc_hour(ts) -%}
+    date_trunc('HOUR', {{ ts }})
+{%- endmacro %}
+
+{# The UTC calendar date of a timestamptz. #}
+{% macro utc_date(ts) -%}{{ return(adapter.dispatch('utc_date', 'watchllm_analytics')(ts)) }}{%- endmacro %}
+{% macro default__utc_date(ts) -%}
+    cast(({{ ts }}) at time zone 'UTC' as date)
+{%- endmacro %}
+{% macro spark__utc_date(ts) -%}
+    to_date({{ ts }})
+{%- endmacro %}
+
+{# The first day of the month of a date. #}
+{% macro month_start(d) -%}{{ return(adapter.dispatch('month_start', 'watchllm_analytics')(d)) }}{%- endmacro %}
+{% macro default__month_start(d) -%}
+    cast(date_trunc('month', {{ d }}) as date)
+{%- endmacro %}
+
+{# Midnight UTC at the start of a date, as a timestamptz. #}
+{% macro utc_midnight(d) -%}{{ return(adapter.dispatch('utc_midnight', 'watchllm_analytics')(d)) }}{%- endmacro %}
+{% macro default__utc_midnight(d) -%}
+    (cast({{ d }} as timestamp) at time zone 'UTC')
+{%- endmacro %}
+
+{# A validated 'YYYY-MM-DD[ HH[:MM[:SS]]]' string read as a UTC instant. #}
+{% macro utc_literal(value) -%}{{ return(adapter.dispatch('utc_literal', 'watchllm_analytics')(value)) }}{%- endmacro %}
+{% macro default__utc_literal(value) -%}
+    (timestamp '{{ value }}' at time zone 'UTC')
+{%- endmacro %}
+
+{# A span of whole hours or minutes. #}
+{% macro hours(n) -%}{{ return(adapter.dispatch('hours', 'watchllm_analytics')(n)) }}{%- endmacro %}
+{% macro default__hours(n) -%}
+    (interval '1 hour' * {{ n | int }})
+{%- endmacro %}
+{% macro minutes(n) -%}{{ return(adapter.dispatch('minutes', 'watchllm_analytics')(n)) }}{%- endmacro %}
+{% macro default__minutes(n) -%}
+    (interval '1 minute' * {{ n | int }})
+{%- endmacro %}
+
+{# Case-insensitive POSIX regular-expression match. #}
+{% macro regex_matches(value, pattern) -%}{{ return(adapter.dispatch('regex_matches', 'watchllm_analytics')(value, pattern)) }}{%- endmacro %}
+{% macro default__regex_matches(value, pattern) -%}
+    ({{ value }} ~* {{ pattern }})
+{%- endmacro %}
+{% macro spark__regex_matches(value, pattern) -%}
+    (lower({{ value }}) rlike lower({{ pattern }}))
+{%- endmacro %}
+
+{# Trim surrounding whitespace (spaces, tabs, line breaks). #}
+{% macro trim_whitespace(value) -%}{{ return(adapter.dispatch('trim_whitespace', 'watchllm_analytics')(value)) }}{%- endmacro %}
+{% macro default__trim_whitespace(value) -%}
+    btrim({{ value }}, E' \t\n\r\f\v')
+{%- endmacro %}
+
+{# Aggregate (key, count) rows into a JSON object {key: count}; '{}' when there are none. #}
+{% macro counts_to_map(key, value) -%}{{ return(adapter.dispatch('counts_to_map', 'watchllm_analytics')(key, value)) }}{%- endmacro %}
+{% macro default__counts_to_map(key, value) -%}
+    coalesce(jsonb_object_agg({{ key }}, {{ value }} order by {{ key }}), '{}'::jsonb)
+{%- endmacro %}
+{% macro spark__counts_to_map(key, value) -%}
+    map_from_entries(collect_list(struct({{ key }}, {{ value }})))
+{%- endmacro %}
+
+{# The SQL type of money columns: exact decimal, never float. #}
+{% macro money_type() -%}{{ return(adapter.dispatch('money_type', 'watchllm_analytics')()) }}{%- endmacro %}
+{% macro default__money_type() -%}numeric{%- endmacro %}
+{% macro spark__money_type() -%}decimal(38, 18){%- endmacro %}
+
+{# USD for a token count at a per-1M-token price; multiplying by 1e-6 keeps numeric exact (no division). #}
+{% macro usd_for_tokens(tokens, usd_per_1m) -%}
+    ({{ tokens }} * {{ usd_per_1m }} * 0.000001)
+{%- endmacro %}
+
+{# A percent rounded to 2 places; NULL when the denominator is 0 or NULL. #}
+{% macro percent_of(numerator, denominator) -%}
+    round(100 * cast({{ numerator }} as {{ money_type() }}) / nullif({{ denominator }}, 0), 2)
+{%- endmacro %}
+
+{# An average from an additive sum and count, rounded to 2 places; NULL when the count is 0. #}
+{% macro ratio_2dp(total, count) -%}
+    round(cast({{ total }} as {{ money_type() }}) / nullif({{ count }}, 0), 2)
+{%- endmacro %}
+
+{# 1 when a boolean expression is true, else 0: for counting with sum(). #}
+{% macro count_if(condition) -%}
+    sum(case when {{ condition }} then 1 else 0 end)
+{%- endmacro %}

@@ -1,0 +1,108 @@
+{#
+    Roll rows of int_usage_hourly_by_model (already filtered) up to `bucket_column`: the contract's
+    usage columns for usage_aggregations_hourly and _daily, from additive sums and counts only.
+#}
+{% macro rollup_usage(hourly_rows, bucket_expression, bucket_column) -%}
+
+usage_rows as (
+
+    select
+        project_id,
+        {{ bucket_expression }} as {{ bucket_column }},
+        provider,
+        model,
+        total_requests,
+        cached_requests,
+        tokens_input,
+        tokens_output,
+        total_cost_usd,
+        total_potential_cost_usd,
+        total_savings_usd,
+        latency_sum_ms,
+        latency_count,
+        unpriced_requests
+    from {{ hourly_rows }}
+
+),
+
+totals as (
+
+    select
+        project_id,
+        {{ bucket_column }},
+        sum(total_requests) as total_requests,
+        sum(cached_requests) as cached_requests,
+        sum(tokens_input) as tokens_input,
+        sum(tokens_output) as tokens_output,
+        sum(total_cost_usd) as total_cost_usd,
+        sum(total_potential_cost_usd) as total_potential_cost_usd,
+        sum(total_savings_usd) as total_savings_usd,
+        sum(latency_sum_ms) as latency_sum_ms,
+        sum(latency_count) as latency_count,
+        sum(unpriced_requests) as unpriced_requests
+    from usage_rows
+    group by project_id, {{ bucket_column }}
+
+),
+
+provider_counts as (
+
+    select project_id, {{ bucket_column }}, provider, sum(total_requests) as requests
+    from usage_rows
+    group by project_id, {{ bucket_column }}, provider
+
+),
+
+model_counts as (
+
+    select project_id, {{ bucket_column }}, model, sum(total_requests) as requests
+    from usage_rows
+    group by project_id, {{ bucket_column }}, model
+
+),
+
+provider_maps as (
+
+    select project_id, {{ bucket_column }}, {{ counts_to_map('provider', 'requests') }} as requests_by_provider
+    from provider_counts
+    group by project_id, {{ bucket_column }}
+
+),
+
+model_maps as (
+
+    select project_id, {{ bucket_column }}, {{ counts_to_map('model', 'requests') }} as requests_by_model
+    from model_counts
+    group by project_id, {{ bucket_column }}
+
+),
+
+rolled_up as (
+
+    select
+        totals.project_id,
+        totals.{{ bucket_column }},
+        cast(totals.total_requests as bigint) as total_requests,
+        cast(totals.cached_requests as bigint) as cached_requests,
+        {{ percent_of('totals.cached_requests', 'totals.total_requests') }} as cache_hit_rate,
+        cast(totals.tokens_input as bigint) as tokens_input,
+        cast(totals.tokens_output as bigint) as tokens_output,
+        cast(totals.tokens_input + totals.tokens_output as bigint) as total_tokens,
+        totals.total_cost_usd,
+        totals.total_potential_cost_usd,
+        totals.total_savings_usd,
+        {{ ratio_2dp('totals.latency_sum_ms', 'totals.latency_count') }} as avg_latency_ms,
+        provider_maps.requests_by_provider,
+        model_maps.requests_by_model,
+        cast(totals.unpriced_requests as bigint) as unpriced_requests
+    from totals
+    inner join provider_maps
+        on totals.project_id = provider_maps.project_id
+        and totals.{{ bucket_column }} = provider_maps.{{ bucket_column }}
+    inner join model_maps
+        on totals.project_id = model_maps.project_id
+        and totals.{{ bucket_column }} = model_maps.{{ bucket_column }}
+
+)
+
+{%- endmacro %}

@@ -1,0 +1,174 @@
+{#
+    The dashboard function (contract section 6). Closed days come from usage_aggregations_daily;
+    the still-open tail (everything the next scheduled build would rebuild) is read from
+    int_usage_hourly_by_model and, past its newest hour minus the lookback, from the same priced
+    request view the build uses, so a figure does not change when a build catches up.
+#}
+
+{{
+    config(
+        materialized='sql_function',
+        schema=env_var('WATCHLLM_API_SCHEMA', 'public'),
+        arguments='p_project_id uuid, p_days integer',
+        argument_types='uuid, integer',
+        returns="""table (
+            date date,
+            total_requests bigint,
+            cached_requests bigint,
+            cache_hit_rate numeric,
+            total_tokens bigint,
+            total_cost_usd numeric,
+            total_potential_cost_usd numeric,
+            total_savings_usd numeric,
+            avg_latency_ms numeric,
+            requests_by_provider jsonb,
+            requests_by_model jsonb
+        )""",
+    )
+}}
+
+#variable_conflict use_column
+declare
+    v_today date := {{ utc_date('now()') }};
+    v_first_day date;
+    v_open_from timestamptz;
+    v_open_day date;
+begin
+    if p_project_id is null then
+        raise exception 'get_dashboard_stats: p_project_id is NULL; pass the project''s uuid'
+            using errcode = '22004';
+    end if;
+    if p_days is null or p_days < 1 or p_days > 366 then
+        raise exception 'get_dashboard_stats: p_days must be between 1 and 366, got %',
+            coalesce(p_days::text, 'NULL')
+            using errcode = '22023';
+    end if;
+
+    v_first_day := v_today - (p_days - 1);
+
+    -- Hours from here on are rebuilt by the next scheduled build: read them from the requests.
+    select max(hour_start) - {{ hours(var('lookback_hours')) }}
+    into v_open_from
+    from {{ ref('int_usage_hourly_by_model') }};
+    v_open_from := coalesce(v_open_from, '-infinity'::timestamptz);
+    v_open_day := greatest({{ utc_date('v_open_from') }}, v_first_day);
+
+    return query
+    with calendar as (
+
+        select cast(day_start as date) as date
+        from generate_series(v_first_day, v_today, interval '1 day') as day_start
+
+    ),
+
+    closed_days as (
+
+        select
+            date,
+            total_requests,
+            cached_requests,
+            cache_hit_rate,
+            total_tokens,
+            total_cost_usd,
+            total_potential_cost_usd,
+            total_savings_usd,
+            avg_latency_ms,
+            requests_by_provider,
+            requests_by_model
+        from {{ ref('usage_aggregations_daily') }}
+        where project_id = p_project_id and date >= v_first_day and date < v_open_day
+
+    ),
+
+    open_usage as (
+
+        select
+            project_id,
+            {{ utc_date('hour_start') }} as usage_day,
+            provider,
+            model,
+            total_requests,
+            cached_requests,
+            tokens_input,
+            tokens_output,
+            total_cost_usd,
+            total_potential_cost_usd,
+            total_savings_usd,
+            latency_sum_ms,
+            latency_count,
+            unpriced_requests
+        from {{ ref('int_usage_hourly_by_model') }}
+        where
+            project_id = p_project_id
+            and hour_start >= {{ utc_midnight('v_open_day') }}
+            and hour_start < v_open_from
+
+        union all
+
+        select
+            project_id,
+            usage_date,
+            provider,
+            model,
+            1,
+            case when is_cached then 1 else 0 end,
+            tokens_input,
+            tokens_output,
+            cost_usd,
+            potential_cost_usd,
+            savings_usd,
+            latency_ms,
+            case when latency_ms is null then 0 else 1 end,
+            case when is_unpriced then 1 else 0 end
+        from {{ ref('int_usage_logs_priced') }}
+        where
+            project_id = p_project_id
+            and created_at >= greatest(v_open_from, {{ utc_midnight('v_open_day') }})
+            and created_at < {{ utc_midnight('v_today + 1') }}
+
+    ),
+
+    {{ rollup_usage('open_usage', 'usage_day', 'date') }},
+
+    open_days as (
+
+        select
+            date,
+            total_requests,
+            cached_requests,
+            cache_hit_rate,
+            total_tokens,
+            total_cost_usd,
+            total_potential_cost_usd,
+            total_savings_usd,
+            avg_latency_ms,
+            requests_by_provider,
+            requests_by_model
+        from rolled_up
+
+    ),
+
+    days_with_traffic as (
+
+        select * from closed_days
+        union all
+        select * from open_days
+
+    )
+
+    select
+        calendar.date,
+        coalesce(traffic.total_requests, 0)::bigint,
+        coalesce(traffic.cached_requests, 0)::bigint,
+        traffic.cache_hit_rate,
+        coalesce(traffic.total_tokens, 0)::bigint,
+        case when traffic.date is null then 0 else traffic.total_cost_usd end,
+        case when traffic.date is null then 0 else traffic.total_potential_cost_usd end,
+        case when traffic.date is null then 0 else traffic.total_savings_usd end,
+        traffic.avg_latency_ms,
+        coalesce(traffic.requests_by_provider, '{}'::jsonb),
+        coalesce(traffic.requests_by_model, '{}'::jsonb)
+    from calendar
+    left join days_with_traffic as traffic on calendar.date = traffic.date
+    order by calendar.date;
+end

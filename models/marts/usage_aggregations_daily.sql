@@ -1,0 +1,28 @@
+{# Usage per project and UTC date (contract section 5), rolled up from hourly sums and counts. #}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='bucket_replace',
+        unique_key=['project_id', 'date'],
+        bucket_column='date',
+        full_refresh=false,
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['project_id', 'date'], 'unique': true},
+            {'columns': ['date']},
+        ],
+        pre_hook=[lock_aggregates()],
+    )
+}}
+
+with hourly_by_model as (
+
+    select * from {{ ref('int_usage_hourly_by_model') }}
+    where {{ incremental_time_filter('hour_start', 'date', 'day') }}
+
+),
+
+{{ rollup_usage('hourly_by_model', utc_date('hour_start'), 'date') }}
+
+select * from rolled_up

@@ -1,0 +1,28 @@
+{# Usage per project and UTC hour (contract section 5), rolled up from int_usage_hourly_by_model. #}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='bucket_replace',
+        unique_key=['project_id', 'hour_start'],
+        bucket_column='hour_start',
+        full_refresh=false,
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['project_id', 'hour_start'], 'unique': true},
+            {'columns': ['hour_start']},
+        ],
+        pre_hook=[lock_aggregates()],
+    )
+}}
+
+with hourly_by_model as (
+
+    select * from {{ ref('int_usage_hourly_by_model') }}
+    where {{ incremental_time_filter('hour_start', 'hour_start', 'hour') }}
+
+),
+
+{{ rollup_usage('hourly_by_model', 'hour_start', 'hour_start') }}
+
+select * from rolled_up

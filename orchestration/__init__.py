@@ -1,0 +1,1 @@
+"""watchllm-analytics: the Python runner around the dbt project (CLI, embedded Postgres, data tools)."""

@@ -1,0 +1,188 @@
+"""`watchllm-analytics`: the command line for the database, the data tools and dbt."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+from orchestration import backfill, database, generate, pricing, settings, stats
+from orchestration.dbt_runner import run_dbt
+from orchestration.errors import UserError
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    if settings.uses_external_database():
+        conn = database.resolve(start=False)
+        if args.action == "start":
+            print(f"PG* variables are set: using the database at {conn.describe()}; no embedded server started")
+        elif args.action == "stop":
+            print(f"PG* variables are set: the database at {conn.describe()} is not ours to stop")
+        elif args.action == "status":
+            with database.cursor(conn) as cur:
+                version = cur.execute("show server_version").fetchone()[0]
+            print(f"external database at {conn.describe()} (PostgreSQL {version}) is reachable")
+        else:
+            print(conn.uri)
+        return 0
+    if args.action == "start":
+        conn = database.start_embedded()
+        print(f"embedded Postgres running: {conn.uri}")
+    elif args.action == "stop":
+        print("embedded Postgres stopped" if database.stop_embedded() else "embedded Postgres was not running")
+    elif args.action == "status":
+        conn = database.embedded_status()
+        print(f"embedded Postgres running: {conn.uri}" if conn else f"embedded Postgres stopped (data in {database.pgdata_dir()})")
+        return 0 if conn else 3
+    else:
+        conn = database.embedded_status()
+        if conn is None:
+            raise UserError("the embedded Postgres is not running: start it with `watchllm-analytics db start`")
+        print(conn.uri)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    conn = database.resolve()
+    if not conn.embedded and not args.allow_external:
+        raise UserError(
+            f"refusing to write synthetic rows into the database at {conn.describe()} (PG* is set):"
+            " add --allow-external if that is really what you want"
+        )
+    end = _parse_utc(args.end, "--end") if args.end else generate.default_end()
+    options = generate.GenerateOptions(
+        rows=args.rows, days=args.days, projects=args.projects, seed=args.seed, messy=args.messy, end=end
+    )
+    generate.validate(options)
+    with database.cursor(conn) as cur:
+        inserted = generate.generate(cur, options, progress=generate.print_progress)
+    sys.stderr.write("\n")
+    print(f"inserted {inserted:,} rows into {settings.source_schema()}.usage_logs "
+          f"({options.rows - inserted:,} already there)")
+    return 0
+
+
+def cmd_dbt(args: argparse.Namespace) -> int:
+    return run_dbt(database.resolve(), args.dbt_args).returncode
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    project = stats.parse_project_id(args.project_id)
+    stats.check_days(args.days)
+    with database.cursor(database.resolve()) as cur:
+        rows = stats.dashboard_stats(cur, project, args.days)
+    print(f"project {project}, last {args.days} days (UTC)")
+    print(stats.format_dashboard(rows))
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from orchestration.summary import print_summary
+
+    with database.cursor(database.resolve()) as cur:
+        print_summary(cur, days=args.days)
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    with database.connect(database.resolve(), autocommit=True) as conn:
+        if args.dry_run:
+            counts = backfill.count(conn)
+            print(f"dry run: {counts.candidates:,} cached rows have potential_cost_usd 0 or NULL; "
+                  f"{counts.priceable:,} would be filled from the pricing seed, "
+                  f"{counts.unpriceable:,} have no price and would stay as they are")
+            return 0
+        counts = backfill.backfill(conn, args.batch_size, progress=print)
+    print(f"done: {counts.updated:,} rows updated in {counts.batches:,} batches; "
+          f"{counts.candidates - counts.updated:,} candidates left unchanged (no price in the seed)")
+    return 0
+
+
+def cmd_pricing_import(args: argparse.Namespace) -> int:
+    as_of = _parse_date(args.as_of, "--as-of")
+    seed = Path(args.seed)
+    summary = pricing.import_price_list(Path(args.file), seed, as_of, source=args.source)
+    print(f"{seed}: {summary}")
+    return 0
+
+
+def _parse_date(text: str, flag: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{flag} must be a date like 2026-11-01, got {text!r}") from None
+
+
+def _parse_utc(text: str, flag: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{flag} must be an ISO date or time like 2026-11-01T12:00, got {text!r}") from None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="watchllm-analytics",
+        description="Usage analytics for the LLM proxy: embedded database, data tools and dbt.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="start, stop or inspect the embedded Postgres")
+    db.add_argument("action", choices=["start", "stop", "status", "url"])
+    db.set_defaults(func=cmd_db)
+
+    gen = sub.add_parser("generate", help="insert synthetic usage_logs rows")
+    gen.add_argument("--rows", type=int, default=100_000)
+    gen.add_argument("--days", type=float, default=30, help="span of time the rows cover, ending at --end")
+    gen.add_argument("--projects", type=int, default=50)
+    gen.add_argument("--seed", type=int, default=1)
+    gen.add_argument("--messy", action="store_true", help="add every kind of bad row from the contract")
+    gen.add_argument("--end", help="UTC end of the span (default: now); fix it for reproducible rows")
+    gen.add_argument("--allow-external", action="store_true", help="allow writing into a PG* database")
+    gen.set_defaults(func=cmd_generate)
+
+    dbt = sub.add_parser("dbt", help="run dbt in this project with the right connection")
+    dbt.add_argument("dbt_args", nargs=argparse.REMAINDER)
+    dbt.set_defaults(func=cmd_dbt)
+
+    st = sub.add_parser("stats", help="print get_dashboard_stats for a project")
+    st.add_argument("project_id")
+    st.add_argument("--days", type=int, default=30)
+    st.set_defaults(func=cmd_stats)
+
+    sm = sub.add_parser("summary", help="print an overview of the aggregates (what `make demo` shows)")
+    sm.add_argument("--days", type=int, default=30)
+    sm.set_defaults(func=cmd_summary)
+
+    bf = sub.add_parser("backfill-potential-cost", help="fill potential_cost_usd of cached rows from the pricing seed")
+    bf.add_argument("--dry-run", action="store_true", help="only print the counts")
+    bf.add_argument("--batch-size", type=int, default=10_000)
+    bf.set_defaults(func=cmd_backfill)
+
+    pr = sub.add_parser("pricing", help="maintain the pricing seed")
+    pr_sub = pr.add_subparsers(dest="pricing_command", required=True)
+    imp = pr_sub.add_parser("import", help="fold a LiteLLM price list (JSON) into seeds/model_pricing.csv")
+    imp.add_argument("file")
+    imp.add_argument("--as-of", required=True, help="UTC date the price list was observed")
+    imp.add_argument("--seed", default=str(settings.PRICING_SEED))
+    imp.add_argument("--source", help="label for the source column (default: the file name)")
+    imp.set_defaults(func=cmd_pricing_import)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

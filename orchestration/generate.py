@@ -1,0 +1,318 @@
+"""`generate`: synthetic usage_logs shaped like real proxy traffic, generated inside the server.
+
+Every random draw is a hash of (seed, row number, draw number), so a given seed, end time and
+size always produce the same rows, whatever the server's parallelism. Ids derive from the same
+inputs and inserts skip existing ids, so re-running the same command adds nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from psycopg import sql
+
+from orchestration import settings
+from orchestration.errors import UserError
+from orchestration.pricing import read_seed
+
+# The model mix: (provider, model, relative weight). Only models the pricing seed prices are used
+# for the main traffic; UNPRICED_MODELS stand for the long tail the seed does not know.
+MODEL_MIX: tuple[tuple[str, str, int], ...] = (
+    ("openai", "gpt-4o-mini", 30),
+    ("openai", "gpt-4o", 14),
+    ("openai", "gpt-4.1-mini", 8),
+    ("openai", "gpt-5", 5),
+    ("openai", "gpt-4o-2024-08-06", 3),
+    ("anthropic", "claude-3-5-sonnet-20241022", 8),
+    ("anthropic", "claude-sonnet-4-20250514", 6),
+    ("google", "gemini-2.0-flash", 7),
+    ("google", "gemini-1.5-pro", 3),
+    ("groq", "llama3-70b-8192", 5),
+    ("mistral", "mistral-large-latest", 4),
+    ("deepseek", "deepseek-chat", 6),
+    ("openai", "ft:gpt-4o-mini-2024-07-18:acme::a1b2c3", 1),
+)
+UNPRICED_MODELS: tuple[tuple[str, str], ...] = (
+    ("openai", "my-private-finetune"),
+    ("together", "llama-3-8b-instruct"),
+)
+
+CHUNK_ROWS = 250_000
+
+DRAWS = (
+    "u_project", "u_day", "u_time", "u_model", "u_tin", "u_tout", "u_cached", "u_latency",
+    "u_messy", "u_kind", "u_oddity", "u_unpriced", "u_boundary", "u_spare",
+)
+# A uniform draw in [0, 1) from (seed, row, draw number): a hash, not a random() call, so the
+# result does not depend on evaluation order or parallel workers.
+UNIFORM = "((hashint8extended(i, %(seed)s * 64 + {k}) & 9223372036854775807)::float8 / 9223372036854775808.0)"
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    rows: int
+    days: float
+    projects: int
+    seed: int
+    messy: bool
+    end: dt.datetime  # exclusive, UTC
+
+
+def default_end() -> dt.datetime:
+    """Now, rounded down to the minute (UTC)."""
+    return dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+
+
+def validate(options: GenerateOptions) -> None:
+    if options.rows < 0:
+        raise UserError(f"--rows must be 0 or more, got {options.rows}")
+    if not options.days > 0:
+        raise UserError(f"--days must be more than 0, got {options.days}")
+    if options.projects < 1:
+        raise UserError(f"--projects must be at least 1, got {options.projects}")
+
+
+def model_catalogue(seed_path: Path, start: dt.date) -> list[tuple[str, str, int]]:
+    """MODEL_MIX restricted to models the seed prices on `start` (so the main traffic is priced)."""
+    day = start.isoformat()
+    current = [r for r in read_seed(seed_path) if r["valid_from"] <= day and (not r["valid_to"] or r["valid_to"] > day)]
+
+    def priced(provider: str, model: str) -> bool:
+        return any(
+            r["provider"] == provider
+            and (r["model"] == model or (r["model_pattern"] and re.search(r["model_pattern"], model, re.I)))
+            for r in current
+        )
+
+    catalogue = [(p, m, w) for p, m, w in MODEL_MIX if priced(p, m)]
+    if not catalogue:
+        raise UserError(f"the pricing seed {seed_path} prices none of the generator's models on {start}")
+    return catalogue
+
+
+CREATE_TABLE = """
+create table if not exists {table} (
+    id uuid primary key,
+    project_id uuid,
+    created_at timestamptz,
+    provider text,
+    model text,
+    tokens_input integer,
+    tokens_output integer,
+    cost_usd numeric,
+    potential_cost_usd numeric,
+    cached boolean,
+    latency_ms integer,
+    request_tags text  -- an extra column, as the proxy's real table has: the models ignore it
+)
+"""
+
+# One chunk of rows [lo, hi]. %(name)s are bound parameters; {table} is a quoted identifier.
+INSERT_CHUNK = """
+with u as (
+    select
+        i,
+{draws}
+    from generate_series(%(lo)s::bigint, %(hi)s::bigint) as i
+),
+shaped as (
+    select
+        u.*,
+        floor(%(projects)s * power(u_project, 3))::int as project_index,
+        case
+            when %(days)s >= 1 then
+                %(start)s::timestamptz
+                + floor(u_day * floor(%(days)s)) * interval '1 day'
+                + (u_time + 0.1 * sin(2 * pi() * u_time)) * interval '1 day'
+            else %(start)s::timestamptz + u_day * (%(end)s::timestamptz - %(start)s::timestamptz)
+        end as raw_created_at
+    from u
+),
+picked as (
+    select
+        s.*,
+        md5('watchllm-project:' || s.project_index)::uuid as project_id,
+        case when u_boundary < 0.005 then date_trunc('hour', raw_created_at) else raw_created_at end
+            as created_at,
+        coalesce(unpriced.provider, mix.provider) as provider,
+        coalesce(unpriced.model, mix.model) as model,
+        (50 + floor(3000 * power(u_tin, 2)))::int as tokens_input,
+        (20 + floor(1200 * power(u_tout, 2)))::int as tokens_output,
+        u_cached < 0.2 + 0.3 * ((s.project_index * 0.6180339887) - floor(s.project_index * 0.6180339887))
+            as cached
+    from shaped as s
+    join gen_model_mix as mix on s.u_model >= mix.lo and s.u_model < mix.hi
+    left join gen_unpriced as unpriced
+        on s.u_unpriced < 0.01 and floor(s.u_unpriced * 100 * %(unpriced_count)s)::int = unpriced.ord
+),
+priced as (
+    select
+        p.*,
+        (p.tokens_input * price.input_usd_per_1m + p.tokens_output * price.output_usd_per_1m)
+            * 0.000001 as list_price
+    from picked as p
+    left join gen_prices as price
+        on price.provider = p.provider
+        and (price.model = p.model or (price.model_pattern is not null and p.model ~* price.model_pattern))
+        and (p.created_at at time zone 'UTC')::date >= price.valid_from
+        and ((p.created_at at time zone 'UTC')::date < price.valid_to or price.valid_to is null)
+),
+clean as (
+    select
+        md5('watchllm-row:' || %(seed)s || ':' || %(end)s || ':' || i)::uuid as id,
+        project_id,
+        created_at,
+        provider,
+        model,
+        tokens_input,
+        tokens_output,
+        case
+            when cached then 0
+            when u_spare < 0.02 then null  -- cost not recorded: the models price it from the seed
+            else coalesce(list_price, round((u_spare * 0.02)::numeric, 6))
+        end as cost_usd,
+        case
+            -- rows logged before migration 004 have no potential cost (0 or NULL)
+            when created_at < %(migration_at)s::timestamptz then
+                case when u_spare < 0.5 then 0 end
+            else coalesce(list_price, case when not cached then round((u_spare * 0.02)::numeric, 6) end)
+        end as potential_cost_usd,
+        cached,
+        case
+            when cached then 2 + floor(40 * u_latency)::int
+            else 250 + floor(2500 * power(u_latency, 2))::int + tokens_output / 2
+        end as latency_ms,
+        u_messy,
+        u_kind,
+        u_oddity,
+        i
+    from priced
+)
+insert into {table} (
+    id, project_id, created_at, provider, model, tokens_input, tokens_output,
+    cost_usd, potential_cost_usd, cached, latency_ms, request_tags
+)
+select
+    id,
+    case when messy_kind in (0, 13) then null else project_id end,
+    case
+        when messy_kind = 1 then null
+        when messy_kind = 2 then now() + interval '1 hour' + u_oddity * interval '3 days'
+        else created_at
+    end,
+    case
+        when messy_kind = 9 then (array[null, '', '   '])[1 + floor(u_oddity * 3)::int]
+        when messy_kind = 10 then '  ' || upper(provider) || E'\t'
+        else provider
+    end,
+    case
+        when messy_kind = 9 then (array[null, '', E' \t'])[1 + floor(u_oddity * 3)::int]
+        when messy_kind = 10 then ' ' || upper(model) || ' '
+        else model
+    end,
+    case when messy_kind in (3, 13) then -1 - floor(u_oddity * 100)::int
+         when messy_kind = 7 then null else tokens_input end,
+    case when messy_kind = 4 then -1 - floor(u_oddity * 100)::int
+         when messy_kind = 7 and u_oddity < 0.5 then null else tokens_output end,
+    case when messy_kind = 5 then -round((u_oddity * 0.01)::numeric, 6) else cost_usd end,
+    case when messy_kind = 6 then -round((u_oddity * 0.01)::numeric, 6) else potential_cost_usd end,
+    case when messy_kind = 8 then null else cached end,
+    case when messy_kind = 11 then -1 - floor(u_oddity * 50)::int
+         when messy_kind = 12 then null else latency_ms end,
+    case when i %% 7 = 0 then 'tag:' || (i %% 13) end
+from (
+    select
+        clean.*,
+        case when %(messy)s and u_messy < 0.04 then floor(u_kind * 14)::int end as messy_kind
+    from clean
+) as rows_with_kind
+on conflict (id) do nothing
+"""
+
+
+INSERT_SQL = INSERT_CHUNK.replace(
+    "{draws}", ",\n".join(f"        {UNIFORM.format(k=k)} as {name}" for k, name in enumerate(DRAWS, 1))
+)
+
+
+def generate(
+    cur, options: GenerateOptions, seed_path: Path = settings.PRICING_SEED,
+    progress: Callable[[str], None] | None = None,
+) -> int:
+    """Insert the rows into the source table (created if missing); returns rows inserted."""
+    validate(options)
+    table = sql.Identifier(settings.source_schema(), "usage_logs")
+    start = options.end - dt.timedelta(days=options.days)
+    catalogue = model_catalogue(seed_path, start.date())
+
+    cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(settings.source_schema())))
+    existed = cur.execute(
+        "select to_regclass(%s) is not null",
+        (f'"{settings.source_schema()}".usage_logs',),
+    ).fetchone()[0]
+    cur.execute(sql.SQL(CREATE_TABLE).format(table=table))
+    _load_lookup_tables(cur, catalogue, seed_path)
+
+    params = {
+        "seed": options.seed,
+        "projects": options.projects,
+        "days": options.days,
+        "start": start,
+        "end": options.end,
+        # rows in the first quarter of the range predate migration 004 (no potential cost)
+        "migration_at": start + (options.end - start) / 4,
+        "messy": options.messy,
+        "unpriced_count": len(UNPRICED_MODELS),
+    }
+    inserted = 0
+    started = time.monotonic()
+    for lo in range(1, options.rows + 1, CHUNK_ROWS):
+        hi = min(lo + CHUNK_ROWS - 1, options.rows)
+        cur.execute(sql.SQL(INSERT_SQL).format(table=table), {**params, "lo": lo, "hi": hi})
+        inserted += cur.rowcount
+        if progress:
+            rate = hi / max(time.monotonic() - started, 1e-6)
+            progress(f"generated {hi:,}/{options.rows:,} rows ({rate:,.0f} rows/s)")
+    if not existed:
+        cur.execute(sql.SQL("create index if not exists usage_logs_created_at_idx on {} (created_at)").format(table))
+        cur.execute(sql.SQL(
+            "create index if not exists usage_logs_project_id_created_at_idx on {} (project_id, created_at)"
+        ).format(table))
+    cur.execute(sql.SQL("analyze {}").format(table))
+    return inserted
+
+
+def _load_lookup_tables(cur, catalogue: list[tuple[str, str, int]], seed_path: Path) -> None:
+    total = sum(w for _, _, w in catalogue)
+    cur.execute("create temporary table if not exists gen_model_mix (provider text, model text, lo float8, hi float8)")
+    cur.execute("create temporary table if not exists gen_unpriced (ord int, provider text, model text)")
+    cur.execute(
+        "create temporary table if not exists gen_prices (provider text, model text, model_pattern text,"
+        " input_usd_per_1m numeric, output_usd_per_1m numeric, valid_from date, valid_to date)"
+    )
+    cur.execute("truncate gen_model_mix, gen_unpriced, gen_prices")
+    acc = 0.0
+    for i, (provider, model, weight) in enumerate(catalogue):
+        hi = 1.0000001 if i == len(catalogue) - 1 else (acc + weight) / total
+        cur.execute("insert into gen_model_mix values (%s, %s, %s, %s)", (provider, model, acc / total if i else 0.0, hi))
+        acc += weight
+    for i, (provider, model) in enumerate(UNPRICED_MODELS):
+        cur.execute("insert into gen_unpriced values (%s, %s, %s)", (i, provider, model))
+    with cur.copy("copy gen_prices from stdin") as copy:
+        for row in read_seed(seed_path):
+            copy.write_row((
+                row["provider"], row["model"], row["model_pattern"] or None,
+                row["input_usd_per_1m"], row["output_usd_per_1m"],
+                row["valid_from"], row["valid_to"] or None,
+            ))
+
+
+def print_progress(line: str) -> None:
+    sys.stderr.write("\r" + line)
+    sys.stderr.flush()
