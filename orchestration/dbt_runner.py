@@ -26,6 +26,10 @@ def run_dbt(conn: Connection, args: Sequence[str], capture: bool = False) -> sub
     env = conn.subprocess_env()
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     return subprocess.run(
-        command, cwd=settings.PROJECT_DIR, env=env, text=True,
-        capture_output=capture, check=False,
+        command,
+        cwd=settings.PROJECT_DIR,
+        env=env,
+        text=True,
+        capture_output=capture,
+        check=False,
     )

@@ -10,14 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from psycopg import sql
 
-from orchestration import settings
+from orchestration import database, settings
+from orchestration.database import Connection
 from orchestration.errors import UserError
 from orchestration.pricing import read_seed
 
@@ -46,8 +49,20 @@ UNPRICED_MODELS: tuple[tuple[str, str], ...] = (
 CHUNK_ROWS = 250_000
 
 DRAWS = (
-    "u_project", "u_day", "u_time", "u_model", "u_tin", "u_tout", "u_cached", "u_latency",
-    "u_messy", "u_kind", "u_oddity", "u_unpriced", "u_boundary", "u_spare",
+    "u_project",
+    "u_day",
+    "u_time",
+    "u_model",
+    "u_tin",
+    "u_tout",
+    "u_cached",
+    "u_latency",
+    "u_messy",
+    "u_kind",
+    "u_oddity",
+    "u_unpriced",
+    "u_boundary",
+    "u_spare",
 )
 # A uniform draw in [0, 1) from (seed, row, draw number): a hash, not a random() call, so the
 # result does not depend on evaluation order or parallel workers.
@@ -98,7 +113,7 @@ def model_catalogue(seed_path: Path, start: dt.date) -> list[tuple[str, str, int
 
 CREATE_TABLE = """
 create table if not exists {table} (
-    id uuid primary key,
+    id uuid not null,
     project_id uuid,
     created_at timestamptz,
     provider text,
@@ -115,13 +130,13 @@ create table if not exists {table} (
 
 # One chunk of rows [lo, hi]. %(name)s are bound parameters; {table} is a quoted identifier.
 INSERT_CHUNK = """
-with u as (
+with u as materialized (
     select
         i,
 {draws}
     from generate_series(%(lo)s::bigint, %(hi)s::bigint) as i
 ),
-shaped as (
+shaped as materialized (
     select
         u.*,
         floor(%(projects)s * power(u_project, 3))::int as project_index,
@@ -134,12 +149,14 @@ shaped as (
         end as raw_created_at
     from u
 ),
-picked as (
+picked as materialized (
     select
         s.*,
         md5('watchllm-project:' || s.project_index)::uuid as project_id,
         case when u_boundary < 0.005 then date_trunc('hour', raw_created_at) else raw_created_at end
             as created_at,
+        ((case when u_boundary < 0.005 then date_trunc('hour', raw_created_at) else raw_created_at end)
+            at time zone 'UTC')::date as created_date,
         coalesce(unpriced.provider, mix.provider) as provider,
         coalesce(unpriced.model, mix.model) as model,
         (50 + floor(3000 * power(u_tin, 2)))::int as tokens_input,
@@ -147,21 +164,29 @@ picked as (
         u_cached < 0.2 + 0.3 * ((s.project_index * 0.6180339887) - floor(s.project_index * 0.6180339887))
             as cached
     from shaped as s
-    join gen_model_mix as mix on s.u_model >= mix.lo and s.u_model < mix.hi
+    join gen_model_mix as mix on mix.bucket = floor(s.u_model * 1000)::int
     left join gen_unpriced as unpriced
         on s.u_unpriced < 0.01 and floor(s.u_unpriced * 100 * %(unpriced_count)s)::int = unpriced.ord
 ),
 priced as (
     select
         p.*,
-        (p.tokens_input * price.input_usd_per_1m + p.tokens_output * price.output_usd_per_1m)
+        (p.tokens_input * coalesce(exact.input_usd_per_1m, pattern.input_usd_per_1m)
+            + p.tokens_output * coalesce(exact.output_usd_per_1m, pattern.output_usd_per_1m))
             * 0.000001 as list_price
     from picked as p
-    left join gen_prices as price
-        on price.provider = p.provider
-        and (price.model = p.model or (price.model_pattern is not null and p.model ~* price.model_pattern))
-        and (p.created_at at time zone 'UTC')::date >= price.valid_from
-        and ((p.created_at at time zone 'UTC')::date < price.valid_to or price.valid_to is null)
+    left join gen_prices as exact
+        on exact.provider = p.provider
+        and exact.model = p.model
+        and p.created_date >= exact.valid_from
+        and (p.created_date < exact.valid_to or exact.valid_to is null)
+    left join gen_prices as pattern
+        on p.model like 'ft:%%'
+        and pattern.provider = p.provider
+        and pattern.model_pattern is not null
+        and p.model ~* pattern.model_pattern
+        and p.created_date >= pattern.valid_from
+        and (p.created_date < pattern.valid_to or pattern.valid_to is null)
 ),
 clean as (
     select
@@ -232,7 +257,7 @@ from (
         case when %(messy)s and u_messy < 0.04 then floor(u_kind * 14)::int end as messy_kind
     from clean
 ) as rows_with_kind
-on conflict (id) do nothing
+{on_conflict}
 """
 
 
@@ -242,23 +267,35 @@ INSERT_SQL = INSERT_CHUNK.replace(
 
 
 def generate(
-    cur, options: GenerateOptions, seed_path: Path = settings.PRICING_SEED,
+    conn: Connection,
+    options: GenerateOptions,
+    seed_path: Path = settings.PRICING_SEED,
     progress: Callable[[str], None] | None = None,
+    workers: int = 2,
 ) -> int:
-    """Insert the rows into the source table (created if missing); returns rows inserted."""
+    """Insert the rows into the source table (created if missing); returns rows inserted.
+
+    Chunks are inserted by `workers` connections at once (the machine's cores), each chunk
+    in its own transaction.
+    """
     validate(options)
     table = sql.Identifier(settings.source_schema(), "usage_logs")
     start = options.end - dt.timedelta(days=options.days)
     catalogue = model_catalogue(seed_path, start.date())
 
-    cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(settings.source_schema())))
-    existed = cur.execute(
-        "select to_regclass(%s) is not null",
-        (f'"{settings.source_schema()}".usage_logs',),
-    ).fetchone()[0]
-    cur.execute(sql.SQL(CREATE_TABLE).format(table=table))
-    _load_lookup_tables(cur, catalogue, seed_path)
-
+    with database.cursor(conn) as cur:
+        cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(settings.source_schema())))
+        existed = cur.execute(
+            "select to_regclass(%s) is not null", (f'"{settings.source_schema()}".usage_logs',)
+        ).fetchone()[0]
+        cur.execute(sql.SQL(CREATE_TABLE).format(table=table))
+        if existed and not _id_is_unique(cur):
+            cur.execute(sql.SQL("alter table {} add primary key (id)").format(table))  # an interrupted first load
+    # A new table is loaded first and keyed after (much faster); into an existing one, rows
+    # whose id is already there are skipped, so the same command twice adds nothing.
+    insert = sql.SQL(INSERT_SQL).format(
+        table=table, on_conflict=sql.SQL("on conflict (id) do nothing" if existed else "")
+    )
     params = {
         "seed": options.seed,
         "projects": options.projects,
@@ -270,47 +307,90 @@ def generate(
         "messy": options.messy,
         "unpriced_count": len(UNPRICED_MODELS),
     }
-    inserted = 0
+    chunks = [(lo, min(lo + CHUNK_ROWS - 1, options.rows)) for lo in range(1, options.rows + 1, CHUNK_ROWS)]
+    done = {"rows": 0, "inserted": 0}
+    lock = threading.Lock()
     started = time.monotonic()
-    for lo in range(1, options.rows + 1, CHUNK_ROWS):
-        hi = min(lo + CHUNK_ROWS - 1, options.rows)
-        cur.execute(sql.SQL(INSERT_SQL).format(table=table), {**params, "lo": lo, "hi": hi})
-        inserted += cur.rowcount
-        if progress:
-            rate = hi / max(time.monotonic() - started, 1e-6)
-            progress(f"generated {hi:,}/{options.rows:,} rows ({rate:,.0f} rows/s)")
-    if not existed:
-        cur.execute(sql.SQL("create index if not exists usage_logs_created_at_idx on {} (created_at)").format(table))
-        cur.execute(sql.SQL(
-            "create index if not exists usage_logs_project_id_created_at_idx on {} (project_id, created_at)"
-        ).format(table))
-    cur.execute(sql.SQL("analyze {}").format(table))
-    return inserted
+
+    def worker(my_chunks: list[tuple[int, int]]) -> None:
+        with database.cursor(conn) as cur:
+            _load_lookup_tables(cur, catalogue, seed_path)
+            for lo, hi in my_chunks:
+                cur.execute(insert, {**params, "lo": lo, "hi": hi})
+                with lock:
+                    done["rows"] += hi - lo + 1
+                    done["inserted"] += cur.rowcount
+                    if progress:
+                        rate = done["rows"] / max(time.monotonic() - started, 1e-6)
+                        progress(f"generated {done['rows']:,}/{options.rows:,} rows ({rate:,.0f} rows/s)")
+
+    shares = [chunks[i::workers] for i in range(workers)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in [pool.submit(worker, share) for share in shares if share]:
+            future.result()
+
+    with database.cursor(conn) as cur:
+        if not existed:
+            cur.execute(sql.SQL("alter table {} add primary key (id)").format(table))
+            cur.execute(
+                sql.SQL("create index if not exists usage_logs_created_at_idx on {} (created_at)").format(table)
+            )
+            cur.execute(
+                sql.SQL(
+                    "create index if not exists usage_logs_project_id_created_at_idx on {} (project_id, created_at)"
+                ).format(table)
+            )
+        cur.execute(sql.SQL("analyze {}").format(table))
+    return done["inserted"]
+
+
+def _id_is_unique(cur) -> bool:
+    return cur.execute(
+        """
+        select exists (
+            select 1 from pg_constraint as c
+            join pg_attribute as a on a.attrelid = c.conrelid and a.attnum = any (c.conkey)
+            where c.conrelid = to_regclass(%s) and c.contype in ('p', 'u')
+              and a.attname = 'id' and cardinality(c.conkey) = 1
+        )
+        """,
+        (f'"{settings.source_schema()}".usage_logs',),
+    ).fetchone()[0]
 
 
 def _load_lookup_tables(cur, catalogue: list[tuple[str, str, int]], seed_path: Path) -> None:
-    total = sum(w for _, _, w in catalogue)
-    cur.execute("create temporary table if not exists gen_model_mix (provider text, model text, lo float8, hi float8)")
+    cur.execute("set work_mem = '128MB'")
+    cur.execute(
+        "create temporary table if not exists gen_model_mix (bucket int primary key, provider text, model text)"
+    )
     cur.execute("create temporary table if not exists gen_unpriced (ord int, provider text, model text)")
     cur.execute(
         "create temporary table if not exists gen_prices (provider text, model text, model_pattern text,"
         " input_usd_per_1m numeric, output_usd_per_1m numeric, valid_from date, valid_to date)"
     )
     cur.execute("truncate gen_model_mix, gen_unpriced, gen_prices")
-    acc = 0.0
-    for i, (provider, model, weight) in enumerate(catalogue):
-        hi = 1.0000001 if i == len(catalogue) - 1 else (acc + weight) / total
-        cur.execute("insert into gen_model_mix values (%s, %s, %s, %s)", (provider, model, acc / total if i else 0.0, hi))
-        acc += weight
+    # 1000 buckets, each owned by one model in proportion to its weight: an equi-join picks the model.
+    total = sum(w for _, _, w in catalogue)
+    owners = [(p, m) for p, m, w in catalogue for _ in range(round(1000 * w / total))]
+    owners = (owners + [catalogue[0][:2]] * 1000)[:1000]
+    with cur.copy("copy gen_model_mix from stdin") as copy:
+        for bucket, (provider, model) in enumerate(owners):
+            copy.write_row((bucket, provider, model))
     for i, (provider, model) in enumerate(UNPRICED_MODELS):
         cur.execute("insert into gen_unpriced values (%s, %s, %s)", (i, provider, model))
     with cur.copy("copy gen_prices from stdin") as copy:
         for row in read_seed(seed_path):
-            copy.write_row((
-                row["provider"], row["model"], row["model_pattern"] or None,
-                row["input_usd_per_1m"], row["output_usd_per_1m"],
-                row["valid_from"], row["valid_to"] or None,
-            ))
+            copy.write_row(
+                (
+                    row["provider"],
+                    row["model"],
+                    row["model_pattern"] or None,
+                    row["input_usd_per_1m"],
+                    row["output_usd_per_1m"],
+                    row["valid_from"],
+                    row["valid_to"] or None,
+                )
+            )
 
 
 def print_progress(line: str) -> None:

@@ -117,14 +117,11 @@ def write_seed(path: Path, rows: list[dict[str, str]]) -> None:
 
 def _same_price(row: dict[str, str], prices: dict[str, str | None]) -> bool:
     return all(
-        Decimal(row[col] or "0") == Decimal(prices[col] or "0")
-        for col in ("input_usd_per_1m", "output_usd_per_1m")
+        Decimal(row[col] or "0") == Decimal(prices[col] or "0") for col in ("input_usd_per_1m", "output_usd_per_1m")
     )
 
 
-def import_price_list(
-    price_list: Path, seed: Path, as_of: dt.date, source: str | None = None
-) -> ImportSummary:
+def import_price_list(price_list: Path, seed: Path, as_of: dt.date, source: str | None = None) -> ImportSummary:
     """Update the seed from a price list observed on `as_of`.
 
     A changed price closes the open period (valid_to = as_of) and opens a new one; a model not
@@ -169,8 +166,12 @@ def import_price_list(
         }
         if open_period:
             if open_period["valid_from"] == as_of_text:
-                open_period.update({k: new_row[k] for k in ("input_usd_per_1m", "output_usd_per_1m",
-                                                            "cache_read_usd_per_1m", "source")})
+                open_period.update(
+                    {
+                        k: new_row[k]
+                        for k in ("input_usd_per_1m", "output_usd_per_1m", "cache_read_usd_per_1m", "source")
+                    }
+                )
             else:
                 open_period["valid_to"] = as_of_text
                 rows.append(new_row)

@@ -12,8 +12,16 @@ from orchestration import settings
 from orchestration.errors import UserError
 
 DASHBOARD_COLUMNS = (
-    "date", "total_requests", "cached_requests", "cache_hit_rate", "total_tokens", "total_cost_usd",
-    "total_potential_cost_usd", "total_savings_usd", "avg_latency_ms", "requests_by_provider",
+    "date",
+    "total_requests",
+    "cached_requests",
+    "cache_hit_rate",
+    "total_tokens",
+    "total_cost_usd",
+    "total_potential_cost_usd",
+    "total_savings_usd",
+    "avg_latency_ms",
+    "requests_by_provider",
     "requests_by_model",
 )
 
@@ -33,8 +41,9 @@ def check_days(days: int) -> None:
 def dashboard_stats(cur, project_id: uuid.UUID, days: int) -> list[dict]:
     check_days(days)
     function = sql.Identifier(settings.api_schema(), "get_dashboard_stats")
-    if cur.execute("select to_regprocedure(%s) is null",
-                   (f'"{settings.api_schema()}".get_dashboard_stats(uuid, integer)',)).fetchone()[0]:
+    if cur.execute(
+        "select to_regprocedure(%s) is null", (f'"{settings.api_schema()}".get_dashboard_stats(uuid, integer)',)
+    ).fetchone()[0]:
         raise UserError("get_dashboard_stats does not exist yet: run `watchllm-analytics dbt build` first")
     if not _project_exists(cur, project_id):
         raise UserError(f"unknown project {project_id}: it has no usage in the aggregates or in usage_logs")

@@ -13,11 +13,13 @@ def print_summary(cur, days: int = 30) -> None:
         "rejected": sql.Identifier(settings.analytics_schema(), "usage_logs_rejected"),
         "logs": sql.Identifier(settings.source_schema(), "usage_logs"),
     }
-    totals = cur.execute(sql.SQL(
-        "select count(distinct project_id), coalesce(sum(total_requests), 0), coalesce(sum(cached_requests), 0),"
-        " sum(total_cost_usd), sum(total_potential_cost_usd), sum(total_savings_usd),"
-        " coalesce(sum(unpriced_requests), 0), min(date), max(date) from {daily}"
-    ).format(**names)).fetchone()
+    totals = cur.execute(
+        sql.SQL(
+            "select count(distinct project_id), coalesce(sum(total_requests), 0), coalesce(sum(cached_requests), 0),"
+            " sum(total_cost_usd), sum(total_potential_cost_usd), sum(total_savings_usd),"
+            " coalesce(sum(unpriced_requests), 0), min(date), max(date) from {daily}"
+        ).format(**names)
+    ).fetchone()
     projects, requests, cached, cost, potential, savings, unpriced, first, last = totals
     raw = cur.execute(sql.SQL("select count(*) from {logs}").format(**names)).fetchone()[0]
     rejected = cur.execute(sql.SQL("select count(*) from {rejected}").format(**names)).fetchone()[0]
@@ -30,9 +32,11 @@ def print_summary(cur, days: int = 30) -> None:
     print(f"  cost                {stats.money(cost)}")
     print(f"  saved by the cache  {stats.money(savings)} ({pct} of the {stats.money(potential)} it would have cost)")
     print(f"  unpriced requests   {unpriced:,} (no price in seeds/model_pricing.csv)")
-    busiest = cur.execute(sql.SQL(
-        "select project_id from {daily} group by project_id order by sum(total_requests) desc limit 1"
-    ).format(**names)).fetchone()
+    busiest = cur.execute(
+        sql.SQL("select project_id from {daily} group by project_id order by sum(total_requests) desc limit 1").format(
+            **names
+        )
+    ).fetchone()
     if busiest:
         rows = stats.dashboard_stats(cur, busiest[0], days)
         print(f"\nbusiest project {busiest[0]}, last {days} days, from get_dashboard_stats:")
