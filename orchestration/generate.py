@@ -161,7 +161,7 @@ picked as materialized (
         coalesce(unpriced.model, mix.model) as model,
         (50 + floor(3000 * power(u_tin, 2)))::int as tokens_input,
         (20 + floor(1200 * power(u_tout, 2)))::int as tokens_output,
-        u_cached < 0.2 + 0.3 * ((s.project_index * 0.6180339887) - floor(s.project_index * 0.6180339887))
+        u_cached < 0.25 + 0.2 * ((s.project_index * 0.6180339887) - floor(s.project_index * 0.6180339887))
             as cached
     from shaped as s
     join gen_model_mix as mix on mix.bucket = floor(s.u_model * 1000)::int

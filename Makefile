@@ -1,0 +1,53 @@
+# watchllm-analytics: `make demo` and `make test` work on a fresh clone with Python 3.11, make and git.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CLI := $(BIN)/watchllm-analytics
+
+DEMO_ROWS ?= 300000
+DEMO_DAYS ?= 30
+DEMO_PROJECTS ?= 200
+
+.PHONY: setup demo test lint pricing-seed db-stop clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## setup: the venv, the project and the embedded Postgres (the shared first half of demo and test)
+setup: $(VENV)/.installed
+	$(CLI) db start
+
+## demo: generate realistic messy logs, run `dbt build`, print what a customer would see
+demo: setup
+	$(CLI) generate --rows $(DEMO_ROWS) --days $(DEMO_DAYS) --projects $(DEMO_PROJECTS) --seed 42 --messy
+	$(CLI) dbt build
+	@echo
+	$(CLI) summary
+
+## test: the whole suite (dbt tests and unit tests run inside it, on a real Postgres)
+test: setup
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check orchestration tests
+	$(BIN)/sqlfluff lint models macros tests --dialect postgres
+
+## pricing-seed: rebuild seeds/model_pricing.csv from the documented history and the LiteLLM snapshots
+pricing-seed: $(VENV)/.installed
+	cp pricing/known_price_history.csv seeds/model_pricing.csv
+	$(CLI) pricing import ../shared/data/litellm-1.53.1-model-prices.json --as-of 2024-11-28 \
+		--source "LiteLLM 1.53.1 model_prices_and_context_window.json"
+	$(CLI) pricing import ../shared/data/litellm-1.110.2-model-prices.json --as-of 2026-11-01 \
+		--source "LiteLLM 1.110.2 model_prices_and_context_window.json"
+
+db-stop:
+	$(CLI) db stop
+
+clean: db-stop
+	rm -rf .data target logs

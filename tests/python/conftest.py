@@ -1,0 +1,135 @@
+"""Shared fixtures: one embedded Postgres for the session, a fresh database per scenario."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from orchestration import database, settings
+
+REPO = settings.PROJECT_DIR
+SEED = REPO / "seeds" / "model_pricing.csv"
+# Builds run with a session TimeZone far east of UTC, reads with one far west: bucket boundaries
+# must not move.
+BUILD_TIMEZONE = "Pacific/Kiritimati"  # UTC+14
+READ_TIMEZONE = "America/Adak"  # UTC-10 / -9
+
+for _name in (*settings.LIBPQ_VARIABLES, "PGSSLMODE", "PGTZ"):
+    os.environ.pop(_name, None)  # the suite never touches a database the user pointed PG* at
+
+
+@dataclass
+class Db:
+    """One test database: libpq variables, a connection factory, and the CLI run against it."""
+
+    env: dict[str, str]
+
+    def connect(self, timezone: str = READ_TIMEZONE) -> psycopg.Connection:
+        conn = psycopg.connect(
+            host=self.env["PGHOST"], port=self.env["PGPORT"], user=self.env["PGUSER"],
+            dbname=self.env["PGDATABASE"], autocommit=True, row_factory=dict_row,
+        )
+        conn.execute(f"set timezone = '{timezone}'")
+        return conn
+
+    def query(self, sql: str, params=None) -> list[dict]:
+        with self.connect() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def cli(self, *args: str, check: bool = True, extra_env: dict | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess:
+        env = {**os.environ, **self.env, **(extra_env or {})}
+        result = subprocess.run(
+            [sys.executable, "-m", "orchestration.cli", *args], cwd=REPO, env=env,
+            capture_output=True, text=True, timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"`{' '.join(args)}` failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def dbt(self, *args: str, check: bool = True, timezone: str = BUILD_TIMEZONE) -> subprocess.CompletedProcess:
+        return self.cli("dbt", *args, check=check, extra_env={"PGTZ": timezone})
+
+    def now(self) -> dt.datetime:
+        return self.query("select now() as now")[0]["now"]
+
+
+@pytest.fixture(scope="session")
+def server() -> database.Connection:
+    return database.start_embedded()
+
+
+def fresh_database(server: database.Connection, name: str) -> Db:
+    admin = {**server.env, "PGDATABASE": "postgres"}
+    with psycopg.connect(**database._kwargs(admin), autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+        conn.execute(f'create database "{name}"')
+    return Db(env={**server.env, "PGDATABASE": name})
+
+
+@pytest.fixture(scope="session")
+def make_db(server):
+    def factory(name: str) -> Db:
+        return fresh_database(server, name)
+
+    return factory
+
+
+def raw_rows(db: Db) -> list[dict]:
+    return db.query(
+        "select id, project_id, created_at, provider, model, tokens_input, tokens_output, cost_usd,"
+        " potential_cost_usd, cached, latency_ms from public.usage_logs"
+    )
+
+
+def insert_rows(db: Db, rows: list[dict]) -> None:
+    columns = ("id", "project_id", "created_at", "provider", "model", "tokens_input", "tokens_output",
+               "cost_usd", "potential_cost_usd", "cached", "latency_ms")
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.executemany(
+            f"insert into public.usage_logs ({', '.join(columns)}) values ({', '.join(['%s'] * len(columns))})",
+            [tuple(row.get(c) for c in columns) for row in rows],
+        )
+
+
+def request(project_id, created_at, **overrides) -> dict:
+    """A plain, valid, non-cached gpt-4o-mini request; override any column."""
+    row = {
+        "id": uuid.uuid4(), "project_id": project_id, "created_at": created_at, "provider": "openai",
+        "model": "gpt-4o-mini", "tokens_input": 1000, "tokens_output": 500, "cost_usd": Decimal("0.00045"),
+        "potential_cost_usd": Decimal("0.00045"), "cached": False, "latency_ms": 800,
+    }
+    row.update(overrides)
+    return row
+
+
+def utc(value):
+    """Datetimes as UTC: Python compares aware datetimes in a DST fold unequal across zones (PEP 495)."""
+    return value.astimezone(dt.UTC) if isinstance(value, dt.datetime) else value
+
+
+def table(db: Db, name: str, keys: tuple[str, ...]) -> dict[tuple, dict]:
+    rows = db.query(f"select * from analytics.{name}")
+    return {tuple(utc(r[k]) for k in keys): {c: v for c, v in r.items() if c not in keys} for r in rows}
+
+
+def assert_tables_equal(actual: dict, expected: dict, what: str) -> None:
+    missing = set(expected) - set(actual)
+    extra = set(actual) - set(expected)
+    assert not missing, f"{what}: {len(missing)} buckets missing, e.g. {sorted(missing, key=str)[:3]}"
+    assert not extra, f"{what}: {len(extra)} unexpected buckets, e.g. {sorted(extra, key=str)[:3]}"
+    for key, expected_row in expected.items():
+        for column, value in expected_row.items():
+            assert actual[key][column] == value, (
+                f"{what} {key} {column}: pipeline {actual[key][column]!r} != reference {value!r}"
+            )

@@ -1,0 +1,275 @@
+"""An independent, plain-Python computation of every contract output, from raw rows and the seed CSV.
+
+It shares no code with the dbt models: it re-reads CONTRACT.md's rules and applies them row by
+row with Decimal, so a test comparing the two fails when either drifts from the contract.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+UTC = dt.UTC
+WHITESPACE = " \t\n\r\f\v"
+MICRO = Decimal("0.000001")
+
+
+@dataclass(frozen=True)
+class Price:
+    provider: str
+    model: str
+    pattern: str | None
+    input_per_1m: Decimal
+    output_per_1m: Decimal
+    valid_from: dt.date
+    valid_to: dt.date | None
+
+    def covers(self, day: dt.date) -> bool:
+        return self.valid_from <= day and (self.valid_to is None or day < self.valid_to)
+
+
+def load_prices(path: Path) -> list[Price]:
+    with path.open(newline="") as handle:
+        return [
+            Price(
+                provider=row["provider"].strip(WHITESPACE).lower(),
+                model=row["model"].strip(WHITESPACE).lower(),
+                pattern=(row.get("model_pattern") or "").strip(WHITESPACE) or None,
+                input_per_1m=Decimal(row["input_usd_per_1m"]),
+                output_per_1m=Decimal(row["output_usd_per_1m"]),
+                valid_from=dt.date.fromisoformat(row["valid_from"]),
+                valid_to=dt.date.fromisoformat(row["valid_to"]) if row.get("valid_to") else None,
+            )
+            for row in csv.DictReader(handle)
+        ]
+
+
+def round2(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def name(value: str | None) -> str:
+    if value is None or value.strip(WHITESPACE) == "":
+        return "unknown"
+    return value.strip(WHITESPACE).lower()
+
+
+def rejection_reason(row: dict, now: dt.datetime) -> str | None:
+    reasons = []
+    if row["project_id"] is None:
+        reasons.append("project_id is null")
+    if row["created_at"] is None:
+        reasons.append("created_at is null")
+    elif row["created_at"] > now + dt.timedelta(minutes=5):
+        reasons.append("created_at is more than 5 minutes in the future")
+    if row["tokens_input"] is not None and row["tokens_input"] < 0:
+        reasons.append("tokens_input is negative")
+    if row["tokens_output"] is not None and row["tokens_output"] < 0:
+        reasons.append("tokens_output is negative")
+    if row["cost_usd"] is not None and row["cost_usd"] < 0:
+        reasons.append("cost_usd is negative")
+    if row["potential_cost_usd"] is not None and row["potential_cost_usd"] < 0:
+        reasons.append("potential_cost_usd is negative")
+    return "; ".join(reasons) or None
+
+
+@dataclass
+class Request:
+    project_id: object
+    created_at: dt.datetime
+    provider: str
+    model: str
+    tokens_input: int
+    tokens_output: int
+    cached: bool
+    latency_ms: int | None
+    cost: Decimal | None
+    potential: Decimal | None
+
+    @property
+    def savings(self) -> Decimal | None:
+        return None if self.cost is None or self.potential is None else self.potential - self.cost
+
+    @property
+    def unpriced(self) -> bool:
+        return self.cost is None or self.potential is None
+
+    @property
+    def hour(self) -> dt.datetime:
+        return self.created_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+    @property
+    def day(self) -> dt.date:
+        return self.created_at.astimezone(UTC).date()
+
+
+def list_price(prices: list[Price], provider: str, model: str, day: dt.date, tin: int, tout: int) -> Decimal | None:
+    exact = [p for p in prices if p.provider == provider and p.model == model and p.covers(day)]
+    if not exact:
+        exact = [
+            p for p in prices
+            if p.provider == provider and p.pattern and re.search(p.pattern, model, re.IGNORECASE) and p.covers(day)
+        ]
+    if not exact:
+        return None
+    assert len(exact) == 1, f"ambiguous price for {provider}/{model} on {day}"
+    price = exact[0]
+    return (tin * price.input_per_1m + tout * price.output_per_1m) * MICRO
+
+
+def effective(row: dict, prices: list[Price]) -> Request:
+    provider, model = name(row["provider"]), name(row["model"])
+    tin, tout = row["tokens_input"] or 0, row["tokens_output"] or 0
+    cached = bool(row["cached"])
+    day = row["created_at"].astimezone(UTC).date()
+    priced = list_price(prices, provider, model, day, tin, tout)
+    recorded_cost, recorded_potential = row["cost_usd"], row["potential_cost_usd"]
+    if cached:
+        cost = recorded_cost if recorded_cost is not None else Decimal(0)
+        potential = recorded_potential if recorded_potential is not None and recorded_potential > 0 else priced
+    else:
+        cost = recorded_cost if recorded_cost is not None else priced
+        potential = cost
+    latency = row["latency_ms"] if row["latency_ms"] is not None and row["latency_ms"] >= 0 else None
+    return Request(row["project_id"], row["created_at"], provider, model, tin, tout, cached, latency, cost, potential)
+
+
+@dataclass
+class Bucket:
+    total_requests: int = 0
+    cached_requests: int = 0
+    tokens_input: int = 0
+    tokens_output: int = 0
+    total_cost_usd: Decimal | None = None
+    total_potential_cost_usd: Decimal | None = None
+    total_savings_usd: Decimal | None = None
+    latency_sum: int = 0
+    latency_count: int = 0
+    unpriced_requests: int = 0
+    requests_by_provider: dict[str, int] = field(default_factory=dict)
+    requests_by_model: dict[str, int] = field(default_factory=dict)
+
+    def add(self, r: Request) -> None:
+        self.total_requests += 1
+        self.cached_requests += int(r.cached)
+        self.tokens_input += r.tokens_input
+        self.tokens_output += r.tokens_output
+        self.total_cost_usd = _add(self.total_cost_usd, r.cost)
+        self.total_potential_cost_usd = _add(self.total_potential_cost_usd, r.potential)
+        self.total_savings_usd = _add(self.total_savings_usd, r.savings)
+        if r.latency_ms is not None:
+            self.latency_sum += r.latency_ms
+            self.latency_count += 1
+        self.unpriced_requests += int(r.unpriced)
+        self.requests_by_provider[r.provider] = self.requests_by_provider.get(r.provider, 0) + 1
+        self.requests_by_model[r.model] = self.requests_by_model.get(r.model, 0) + 1
+
+    def usage_row(self) -> dict:
+        return {
+            "total_requests": self.total_requests,
+            "cached_requests": self.cached_requests,
+            "cache_hit_rate": round2(Decimal(100 * self.cached_requests) / self.total_requests),
+            "tokens_input": self.tokens_input,
+            "tokens_output": self.tokens_output,
+            "total_tokens": self.tokens_input + self.tokens_output,
+            "total_cost_usd": self.total_cost_usd,
+            "total_potential_cost_usd": self.total_potential_cost_usd,
+            "total_savings_usd": self.total_savings_usd,
+            "avg_latency_ms": round2(Decimal(self.latency_sum) / self.latency_count) if self.latency_count else None,
+            "requests_by_provider": self.requests_by_provider,
+            "requests_by_model": self.requests_by_model,
+            "unpriced_requests": self.unpriced_requests,
+        }
+
+    def model_row(self) -> dict:
+        return {
+            "total_requests": self.total_requests,
+            "cached_requests": self.cached_requests,
+            "tokens_input": self.tokens_input,
+            "tokens_output": self.tokens_output,
+            "total_cost_usd": self.total_cost_usd,
+            "total_potential_cost_usd": self.total_potential_cost_usd,
+            "total_savings_usd": self.total_savings_usd,
+            "unpriced_requests": self.unpriced_requests,
+        }
+
+    def monthly_row(self) -> dict:
+        potential = self.total_potential_cost_usd
+        return {
+            "total_requests": self.total_requests,
+            "cached_requests": self.cached_requests,
+            "cache_hit_rate": round2(Decimal(100 * self.cached_requests) / self.total_requests),
+            "total_cost_usd": self.total_cost_usd,
+            "total_potential_cost_usd": potential,
+            "total_savings_usd": self.total_savings_usd,
+            "savings_pct": round2(100 * self.total_savings_usd / potential)
+            if potential and self.total_savings_usd is not None
+            else None,
+        }
+
+
+def _add(total: Decimal | None, value: Decimal | None) -> Decimal | None:
+    if value is None:
+        return total
+    return value if total is None else total + value
+
+
+@dataclass
+class Reference:
+    rejected: dict[object, str]
+    hourly: dict[tuple, dict]
+    daily: dict[tuple, dict]
+    by_model_daily: dict[tuple, dict]
+    monthly: dict[tuple, dict]
+    requests: list[Request]
+
+    def dashboard(self, project_id, days: int, today: dt.date) -> list[dict]:
+        rows = []
+        for offset in range(days - 1, -1, -1):
+            day = today - dt.timedelta(days=offset)
+            found = self.daily.get((project_id, day))
+            if found is None:
+                rows.append({
+                    "date": day, "total_requests": 0, "cached_requests": 0, "cache_hit_rate": None,
+                    "total_tokens": 0, "total_cost_usd": Decimal(0), "total_potential_cost_usd": Decimal(0),
+                    "total_savings_usd": Decimal(0), "avg_latency_ms": None,
+                    "requests_by_provider": {}, "requests_by_model": {},
+                })
+            else:
+                rows.append({"date": day, **{k: v for k, v in found.items()
+                                             if k not in ("tokens_input", "tokens_output", "unpriced_requests")}})
+        return rows
+
+
+def compute(raw_rows: list[dict], prices: list[Price], now: dt.datetime) -> Reference:
+    rejected: dict[object, str] = {}
+    requests: list[Request] = []
+    for row in raw_rows:
+        reason = rejection_reason(row, now)
+        if reason:
+            rejected[row["id"]] = reason
+        else:
+            requests.append(effective(row, prices))
+
+    hourly: dict[tuple, Bucket] = defaultdict(Bucket)
+    daily: dict[tuple, Bucket] = defaultdict(Bucket)
+    by_model: dict[tuple, Bucket] = defaultdict(Bucket)
+    monthly: dict[tuple, Bucket] = defaultdict(Bucket)
+    for r in requests:
+        hourly[(r.project_id, r.hour)].add(r)
+        daily[(r.project_id, r.day)].add(r)
+        by_model[(r.project_id, r.day, r.provider, r.model)].add(r)
+        monthly[(r.project_id, r.day.replace(day=1))].add(r)
+    return Reference(
+        rejected=rejected,
+        hourly={k: b.usage_row() for k, b in hourly.items()},
+        daily={k: b.usage_row() for k, b in daily.items()},
+        by_model_daily={k: b.model_row() for k, b in by_model.items()},
+        monthly={k: b.monthly_row() for k, b in monthly.items()},
+        requests=requests,
+    )
