@@ -133,3 +133,9 @@ def assert_tables_equal(actual: dict, expected: dict, what: str) -> None:
             assert actual[key][column] == value, (
                 f"{what} {key} {column}: pipeline {actual[key][column]!r} != reference {value!r}"
             )
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """No tests collected is a failure, not a silent pass (pytest's exit code 5)."""
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
