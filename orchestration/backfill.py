@@ -20,7 +20,7 @@ from orchestration.errors import UserError
 @dataclass
 class BackfillCounts:
     candidates: int = 0  # cached rows with potential_cost_usd 0 or NULL
-    priceable: int = 0  # of those, rows the pricing seed can price
+    priceable: int = 0  # of those, rows the pricing seed prices above 0
     updated: int = 0
     batches: int = 0
 
@@ -42,7 +42,7 @@ CANDIDATE = "logs.cached and (logs.potential_cost_usd is null or logs.potential_
 def count(conn) -> BackfillCounts:
     _require_priced_view(conn)
     query = sql.SQL(
-        "select count(*), count(priced.list_price_usd) from {logs} as logs"
+        "select count(*), count(*) filter (where priced.list_price_usd > 0) from {logs} as logs"
         " left join {priced} as priced on priced.request_id = logs.id"
         f" where {CANDIDATE}"
     ).format(**_names())
@@ -62,11 +62,11 @@ def backfill(conn, batch_size: int, progress: Callable[[str], None] | None = Non
         "), updated as ("
         "  update {logs} as logs set potential_cost_usd = priced.list_price_usd"
         "  from batch join {priced} as priced on priced.request_id = batch.id"
-        "  where logs.id = batch.id and priced.list_price_usd is not null"
+        "  where logs.id = batch.id and priced.list_price_usd > 0"
         f"   and {CANDIDATE}"
         "  returning logs.id"
         ")"
-        " select (select max(id) from batch), (select count(*) from updated)"
+        " select (select id from batch order by id desc limit 1), (select count(*) from updated)"
     ).format(**_names())
     after = "00000000-0000-0000-0000-000000000000"
     while True:

@@ -182,7 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["dbt"]:
+        # everything after `dbt` goes to dbt untouched (argparse would eat options like --version)
+        args = argparse.Namespace(func=cmd_dbt, dbt_args=argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except UserError as exc:

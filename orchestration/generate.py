@@ -228,7 +228,7 @@ select
     case when messy_kind in (0, 13) then null else project_id end,
     case
         when messy_kind = 1 then null
-        when messy_kind = 2 then now() + interval '1 hour' + u_oddity * interval '3 days'
+        when messy_kind = 2 then %(end)s::timestamptz + interval '50 years' + u_oddity * interval '3 days'
         else created_at
     end,
     case
