@@ -34,9 +34,12 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
-lint: $(VENV)/.installed
+## lint: ruff, and sqlfluff over the SQL dbt compiles (every macro expanded; layout is checked by eye)
+lint: setup
 	$(BIN)/ruff check orchestration tests
-	$(BIN)/sqlfluff lint models macros tests --dialect postgres
+	$(CLI) dbt compile --quiet
+	$(BIN)/sqlfluff lint --processes 2 --rules CP01,CP02,CP03,CP04,AL,AM,CV \
+		$$(find target/compiled/watchllm_analytics/models -name '*.sql' -not -path '*.yml/*' -not -name get_dashboard_stats.sql)
 
 ## pricing-seed: rebuild seeds/model_pricing.csv from the documented history and the LiteLLM snapshots
 pricing-seed: $(VENV)/.installed

@@ -9,7 +9,6 @@ import sys
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -36,8 +35,12 @@ class Db:
 
     def connect(self, timezone: str = READ_TIMEZONE) -> psycopg.Connection:
         conn = psycopg.connect(
-            host=self.env["PGHOST"], port=self.env["PGPORT"], user=self.env["PGUSER"],
-            dbname=self.env["PGDATABASE"], autocommit=True, row_factory=dict_row,
+            host=self.env["PGHOST"],
+            port=self.env["PGPORT"],
+            user=self.env["PGUSER"],
+            dbname=self.env["PGDATABASE"],
+            autocommit=True,
+            row_factory=dict_row,
         )
         conn.execute(f"set timezone = '{timezone}'")
         return conn
@@ -46,12 +49,17 @@ class Db:
         with self.connect() as conn:
             return conn.execute(sql, params).fetchall()
 
-    def cli(self, *args: str, check: bool = True, extra_env: dict | None = None,
-            timeout: float = 600) -> subprocess.CompletedProcess:
+    def cli(
+        self, *args: str, check: bool = True, extra_env: dict | None = None, timeout: float = 600
+    ) -> subprocess.CompletedProcess:
         env = {**os.environ, **self.env, **(extra_env or {})}
         result = subprocess.run(
-            [sys.executable, "-m", "orchestration.cli", *args], cwd=REPO, env=env,
-            capture_output=True, text=True, timeout=timeout,
+            [sys.executable, "-m", "orchestration.cli", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"`{' '.join(args)}` failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
@@ -93,8 +101,19 @@ def raw_rows(db: Db) -> list[dict]:
 
 
 def insert_rows(db: Db, rows: list[dict]) -> None:
-    columns = ("id", "project_id", "created_at", "provider", "model", "tokens_input", "tokens_output",
-               "cost_usd", "potential_cost_usd", "cached", "latency_ms")
+    columns = (
+        "id",
+        "project_id",
+        "created_at",
+        "provider",
+        "model",
+        "tokens_input",
+        "tokens_output",
+        "cost_usd",
+        "potential_cost_usd",
+        "cached",
+        "latency_ms",
+    )
     with db.connect() as conn, conn.cursor() as cur:
         cur.executemany(
             f"insert into public.usage_logs ({', '.join(columns)}) values ({', '.join(['%s'] * len(columns))})",
@@ -105,9 +124,17 @@ def insert_rows(db: Db, rows: list[dict]) -> None:
 def request(project_id, created_at, **overrides) -> dict:
     """A plain, valid, non-cached gpt-4o-mini request; override any column."""
     row = {
-        "id": uuid.uuid4(), "project_id": project_id, "created_at": created_at, "provider": "openai",
-        "model": "gpt-4o-mini", "tokens_input": 1000, "tokens_output": 500, "cost_usd": Decimal("0.00045"),
-        "potential_cost_usd": Decimal("0.00045"), "cached": False, "latency_ms": 800,
+        "id": uuid.uuid4(),
+        "project_id": project_id,
+        "created_at": created_at,
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "tokens_input": 1000,
+        "tokens_output": 500,
+        "cost_usd": Decimal("0.00045"),
+        "potential_cost_usd": Decimal("0.00045"),
+        "cached": False,
+        "latency_ms": 800,
     }
     row.update(overrides)
     return row

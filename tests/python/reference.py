@@ -112,7 +112,8 @@ def list_price(prices: list[Price], provider: str, model: str, day: dt.date, tin
     exact = [p for p in prices if p.provider == provider and p.model == model and p.covers(day)]
     if not exact:
         exact = [
-            p for p in prices
+            p
+            for p in prices
             if p.provider == provider and p.pattern and re.search(p.pattern, model, re.IGNORECASE) and p.covers(day)
         ]
     if not exact:
@@ -234,15 +235,32 @@ class Reference:
             day = today - dt.timedelta(days=offset)
             found = self.daily.get((project_id, day))
             if found is None:
-                rows.append({
-                    "date": day, "total_requests": 0, "cached_requests": 0, "cache_hit_rate": None,
-                    "total_tokens": 0, "total_cost_usd": Decimal(0), "total_potential_cost_usd": Decimal(0),
-                    "total_savings_usd": Decimal(0), "avg_latency_ms": None,
-                    "requests_by_provider": {}, "requests_by_model": {},
-                })
+                rows.append(
+                    {
+                        "date": day,
+                        "total_requests": 0,
+                        "cached_requests": 0,
+                        "cache_hit_rate": None,
+                        "total_tokens": 0,
+                        "total_cost_usd": Decimal(0),
+                        "total_potential_cost_usd": Decimal(0),
+                        "total_savings_usd": Decimal(0),
+                        "avg_latency_ms": None,
+                        "requests_by_provider": {},
+                        "requests_by_model": {},
+                    }
+                )
             else:
-                rows.append({"date": day, **{k: v for k, v in found.items()
-                                             if k not in ("tokens_input", "tokens_output", "unpriced_requests")}})
+                rows.append(
+                    {
+                        "date": day,
+                        **{
+                            k: v
+                            for k, v in found.items()
+                            if k not in ("tokens_input", "tokens_output", "unpriced_requests")
+                        },
+                    }
+                )
         return rows
 
 

@@ -24,8 +24,14 @@ END = "2026-11-20T12:00"
 
 def run_cli(*args: str, env: dict | None = None, check: bool = False) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    result = subprocess.run([sys.executable, "-m", "orchestration.cli", *args], cwd=REPO,
-                            env={**base, **(env or {})}, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", *args],
+        cwd=REPO,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -42,13 +48,27 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 @pytest.fixture(scope="module")
 def db(make_db) -> Db:
     db = make_db("wl_test_cli")
-    db.cli("generate", "--rows", "5000", "--days", "40", "--projects", "8", "--seed", "5", "--messy",
-           "--end", END, "--allow-external")
+    db.cli(
+        "generate",
+        "--rows",
+        "5000",
+        "--days",
+        "40",
+        "--projects",
+        "8",
+        "--seed",
+        "5",
+        "--messy",
+        "--end",
+        END,
+        "--allow-external",
+    )
     db.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test")
     return db
 
 
 # --- db ---------------------------------------------------------------------------------------------
+
 
 def test_db_url_and_status_describe_the_running_embedded_server(server):
     url = run_cli("db", "url", check=True).stdout.strip()
@@ -73,17 +93,34 @@ def test_with_pg_variables_set_db_start_uses_that_database():
 
 
 def test_refused_connection_is_one_clear_line():
-    result = run_cli("stats", "e0000000-0000-0000-0000-000000000001",
-                     env={"PGHOST": "127.0.0.1", "PGPORT": "1", "PGUSER": "x", "PGDATABASE": "x"})
+    result = run_cli(
+        "stats",
+        "e0000000-0000-0000-0000-000000000001",
+        env={"PGHOST": "127.0.0.1", "PGPORT": "1", "PGUSER": "x", "PGDATABASE": "x"},
+    )
     assert_one_line_error(result, "PGHOST is set but the server at 127.0.0.1:1 refused the connection")
 
 
 # --- generate ---------------------------------------------------------------------------------------
 
+
 def test_generate_is_deterministic_and_rerunning_adds_nothing(make_db):
     one, two = make_db("wl_test_gen_a"), make_db("wl_test_gen_b")
-    args = ("generate", "--rows", "3000", "--days", "7", "--projects", "5", "--seed", "9", "--messy",
-            "--end", END, "--allow-external")
+    args = (
+        "generate",
+        "--rows",
+        "3000",
+        "--days",
+        "7",
+        "--projects",
+        "5",
+        "--seed",
+        "9",
+        "--messy",
+        "--end",
+        END,
+        "--allow-external",
+    )
     one.cli(*args)
     two.cli(*args)
     again = one.cli(*args)
@@ -99,8 +136,15 @@ def test_generate_is_deterministic_and_rerunning_adds_nothing(make_db):
 
 
 def test_generate_messy_produces_every_kind_of_bad_row(db):
-    reasons = {r for (r,) in [tuple(x.values()) for x in db.query(
-        "select distinct unnest(string_to_array(reason, '; ')) from analytics.usage_logs_rejected")]}
+    reasons = {
+        r
+        for (r,) in [
+            tuple(x.values())
+            for x in db.query(
+                "select distinct unnest(string_to_array(reason, '; ')) from analytics.usage_logs_rejected"
+            )
+        ]
+    }
     assert len(reasons) == 7, reasons
 
 
@@ -109,37 +153,46 @@ def test_generate_refuses_an_external_database_without_the_flag(db):
     assert_one_line_error(result, "refusing to write synthetic rows", "--allow-external")
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("--rows", "-1"), "--rows must be 0 or more"),
-    (("--days", "0"), "--days must be more than 0"),
-    (("--projects", "0"), "--projects must be at least 1"),
-    (("--end", "tomorrow"), "--end must be an ISO date or time"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--rows", "-1"), "--rows must be 0 or more"),
+        (("--days", "0"), "--days must be more than 0"),
+        (("--projects", "0"), "--projects must be at least 1"),
+        (("--end", "tomorrow"), "--end must be an ISO date or time"),
+    ],
+)
 def test_generate_bad_arguments(db, args, message):
     assert_one_line_error(db.cli("generate", *args, "--allow-external", check=False), message)
 
 
 # --- stats ------------------------------------------------------------------------------------------
 
+
 def test_stats_prints_the_dashboard_table(db):
-    project = db.query("select project_id from analytics.usage_aggregations_daily"
-                       " group by 1 order by sum(total_requests) desc limit 1")[0]["project_id"]
+    project = db.query(
+        "select project_id from analytics.usage_aggregations_daily group by 1 order by sum(total_requests) desc limit 1"
+    )[0]["project_id"]
     out = db.cli("stats", str(project), "--days", "10").stdout
     assert "requests" in out and "hit rate" in out
     assert len([line for line in out.splitlines() if line[:4].isdigit()]) == 10
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("not-a-uuid",), "is not a UUID"),
-    (("e0000000-0000-0000-0000-00000000dead",), "unknown project"),
-    (("e0000000-0000-0000-0000-00000000dead", "--days", "-3"), "--days must be between 1 and 366"),
-    (("e0000000-0000-0000-0000-00000000dead", "--days", "400"), "--days must be between 1 and 366"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("not-a-uuid",), "is not a UUID"),
+        (("e0000000-0000-0000-0000-00000000dead",), "unknown project"),
+        (("e0000000-0000-0000-0000-00000000dead", "--days", "-3"), "--days must be between 1 and 366"),
+        (("e0000000-0000-0000-0000-00000000dead", "--days", "400"), "--days must be between 1 and 366"),
+    ],
+)
 def test_stats_bad_arguments(db, args, message):
     assert_one_line_error(db.cli("stats", *args, check=False), message)
 
 
 # --- pricing import ---------------------------------------------------------------------------------
+
 
 def read(path: Path) -> list[dict]:
     with path.open(newline="") as handle:
@@ -150,12 +203,32 @@ def test_pricing_import_builds_the_committed_seed_from_the_real_snapshots(tmp_pa
     seed = tmp_path / "model_pricing.csv"
     shutil.copy(REPO / "pricing" / "known_price_history.csv", seed)
     history = read(seed)
-    first = run_cli("pricing", "import", str(OLD_SNAPSHOT), "--as-of", "2024-11-28", "--seed", str(seed),
-                    "--source", "LiteLLM 1.53.1 model_prices_and_context_window.json", check=True)
+    first = run_cli(
+        "pricing",
+        "import",
+        str(OLD_SNAPSHOT),
+        "--as-of",
+        "2024-11-28",
+        "--seed",
+        str(seed),
+        "--source",
+        "LiteLLM 1.53.1 model_prices_and_context_window.json",
+        check=True,
+    )
     assert "models added" in first.stdout
     after_first = read(seed)
-    second = run_cli("pricing", "import", str(NEW_SNAPSHOT), "--as-of", "2026-11-01", "--seed", str(seed),
-                     "--source", "LiteLLM 1.110.2 model_prices_and_context_window.json", check=True)
+    second = run_cli(
+        "pricing",
+        "import",
+        str(NEW_SNAPSHOT),
+        "--as-of",
+        "2026-11-01",
+        "--seed",
+        str(seed),
+        "--source",
+        "LiteLLM 1.110.2 model_prices_and_context_window.json",
+        check=True,
+    )
     assert "repriced" in second.stdout
     final = read(seed)
     assert final == read(SEED), "seeds/model_pricing.csv is not what `make pricing-seed` produces"
@@ -163,19 +236,26 @@ def test_pricing_import_builds_the_committed_seed_from_the_real_snapshots(tmp_pa
     # nothing is ever deleted: every earlier period is still there (an open one may have been closed)
     def key(r):
         return (r["provider"], r["model"], r["model_pattern"], r["valid_from"])
+
     for earlier in (history, after_first):
         final_by_key = {key(r): r for r in final}
         for row in earlier:
             kept = final_by_key[key(row)]
-            assert {k: v for k, v in kept.items() if k != "valid_to"} == {k: v for k, v in row.items() if k != "valid_to"}
+            assert {k: v for k, v in kept.items() if k != "valid_to"} == {
+                k: v for k, v in row.items() if k != "valid_to"
+            }
             assert row["valid_to"] in ("", kept["valid_to"])
 
     deepseek = [r for r in final if (r["provider"], r["model"]) == ("deepseek", "deepseek-chat")]
     assert [(r["valid_from"], r["valid_to"], r["input_usd_per_1m"], r["output_usd_per_1m"]) for r in deepseek] == [
-        ("2024-11-28", "2026-11-01", "0.14", "0.28"), ("2026-11-01", "", "0.28", "0.42")]
+        ("2024-11-28", "2026-11-01", "0.14", "0.28"),
+        ("2026-11-01", "", "0.28", "0.42"),
+    ]
     gpt4o = [r for r in final if (r["provider"], r["model"]) == ("openai", "gpt-4o")]
     assert [(r["valid_from"], r["valid_to"], r["input_usd_per_1m"]) for r in gpt4o] == [
-        ("2024-05-13", "2024-10-02", "5"), ("2024-10-02", "", "2.5")]
+        ("2024-05-13", "2024-10-02", "5"),
+        ("2024-10-02", "", "2.5"),
+    ]
     assert all(r["source"] for r in final)
     assert {r["provider"] for r in final} >= {"openai", "anthropic", "google", "groq", "mistral", "deepseek"}
 
@@ -187,23 +267,33 @@ def test_pricing_import_builds_the_committed_seed_from_the_real_snapshots(tmp_pa
 def test_pricing_import_errors(tmp_path):
     seed = tmp_path / "model_pricing.csv"
     shutil.copy(SEED, seed)
-    assert_one_line_error(run_cli("pricing", "import", str(tmp_path / "missing.json"), "--as-of", "2026-01-01",
-                                  "--seed", str(seed)), "does not exist")
-    assert_one_line_error(run_cli("pricing", "import", str(OLD_SNAPSHOT), "--as-of", "last week",
-                                  "--seed", str(seed)), "--as-of must be a date")
-    assert_one_line_error(run_cli("pricing", "import", str(OLD_SNAPSHOT), "--as-of", "2024-01-01",
-                                  "--seed", str(seed)), "import price lists oldest first")
+    assert_one_line_error(
+        run_cli("pricing", "import", str(tmp_path / "missing.json"), "--as-of", "2026-01-01", "--seed", str(seed)),
+        "does not exist",
+    )
+    assert_one_line_error(
+        run_cli("pricing", "import", str(OLD_SNAPSHOT), "--as-of", "last week", "--seed", str(seed)),
+        "--as-of must be a date",
+    )
+    assert_one_line_error(
+        run_cli("pricing", "import", str(OLD_SNAPSHOT), "--as-of", "2024-01-01", "--seed", str(seed)),
+        "import price lists oldest first",
+    )
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    assert_one_line_error(run_cli("pricing", "import", str(bad), "--as-of", "2027-01-01", "--seed", str(seed)),
-                          "is not valid JSON")
+    assert_one_line_error(
+        run_cli("pricing", "import", str(bad), "--as-of", "2027-01-01", "--seed", str(seed)), "is not valid JSON"
+    )
 
 
 # --- backfill-potential-cost ------------------------------------------------------------------------
 
+
 def candidates(db: Db) -> list[dict]:
-    return db.query("select id, potential_cost_usd from public.usage_logs"
-                    " where cached and (potential_cost_usd is null or potential_cost_usd = 0)")
+    return db.query(
+        "select id, potential_cost_usd from public.usage_logs"
+        " where cached and (potential_cost_usd is null or potential_cost_usd = 0)"
+    )
 
 
 def test_backfill_dry_run_counts_and_changes_nothing(db):
@@ -217,8 +307,13 @@ def test_backfill_resumes_after_interruption_and_never_overwrites(db):
     before = {r["id"]: r for r in raw_rows(db)}
     aggregates_before = db.query("select * from analytics.usage_aggregations_daily order by 1, 2")
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PG")}, **db.env}
-    process = subprocess.Popen([sys.executable, "-m", "orchestration.cli", "backfill-potential-cost",
-                                "--batch-size", "5"], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestration.cli", "backfill-potential-cost", "--batch-size", "5"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     for line in process.stdout:
         if line.startswith("batch 3:"):
             process.send_signal(signal.SIGKILL)
@@ -236,7 +331,8 @@ def test_backfill_resumes_after_interruption_and_never_overwrites(db):
     for row_id, old in before.items():
         new = after[row_id]
         assert {k: v for k, v in new.items() if k != "potential_cost_usd"} == {
-            k: v for k, v in old.items() if k != "potential_cost_usd"}
+            k: v for k, v in old.items() if k != "potential_cost_usd"
+        }
         is_candidate = old["cached"] and (old["potential_cost_usd"] in (None, 0))
         kept = compute([old], prices, now).requests
         if not is_candidate or not kept:

@@ -36,11 +36,37 @@ def db(make_db):
     db = make_db("wl_test_incremental")
     now = db.now()
     # history up to 12 hours ago, built; then the proxy keeps logging while no build runs
-    db.cli("generate", "--rows", "12000", "--days", "6", "--projects", "12", "--seed", "3", "--messy",
-           "--end", (now - dt.timedelta(hours=12)).isoformat(), "--allow-external")
+    db.cli(
+        "generate",
+        "--rows",
+        "12000",
+        "--days",
+        "6",
+        "--projects",
+        "12",
+        "--seed",
+        "3",
+        "--messy",
+        "--end",
+        (now - dt.timedelta(hours=12)).isoformat(),
+        "--allow-external",
+    )
     db.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test")
-    db.cli("generate", "--rows", "3000", "--days", "0.5", "--projects", "12", "--seed", "4", "--messy",
-           "--end", now.isoformat(), "--allow-external")
+    db.cli(
+        "generate",
+        "--rows",
+        "3000",
+        "--days",
+        "0.5",
+        "--projects",
+        "12",
+        "--seed",
+        "4",
+        "--messy",
+        "--end",
+        now.isoformat(),
+        "--allow-external",
+    )
     return db
 
 
@@ -68,8 +94,11 @@ def test_rows_older_than_lookback_wait_for_a_range_rebuild(db):
 
     result = db.dbt("build")
     assert "assert_aggregates_include_every_kept_row" in result.stdout and "WARN" in result.stdout
-    counted = db.query("select coalesce(sum(total_requests), 0) as n from analytics.usage_aggregations_hourly"
-                       " where project_id = %s and hour_start = %s", (LATE_PROJECT, old_hour))[0]["n"]
+    counted = db.query(
+        "select coalesce(sum(total_requests), 0) as n from analytics.usage_aggregations_hourly"
+        " where project_id = %s and hour_start = %s",
+        (LATE_PROJECT, old_hour),
+    )[0]["n"]
     assert counted == 0  # outside the lookback: the scheduled build does not rescan old hours
 
     db.dbt("build", "--vars", f"{{start: '{day}', end: '{day + dt.timedelta(days=1)}'}}")
@@ -79,7 +108,9 @@ def test_rows_older_than_lookback_wait_for_a_range_rebuild(db):
 def test_range_rebuild_with_timestamps_replaces_whole_buckets(db):
     before = table(db, "usage_aggregations_hourly", GRAINS["usage_aggregations_hourly"])
     start = (db.now() - dt.timedelta(days=2)).astimezone(UTC).replace(minute=30, second=0, microsecond=0)
-    db.dbt("run", "--vars", f"{{start: '{start:%Y-%m-%dT%H:%M}', end: '{start + dt.timedelta(hours=5):%Y-%m-%dT%H:%M}'}}")
+    db.dbt(
+        "run", "--vars", f"{{start: '{start:%Y-%m-%dT%H:%M}', end: '{start + dt.timedelta(hours=5):%Y-%m-%dT%H:%M}'}}"
+    )
     assert table(db, "usage_aggregations_hourly", GRAINS["usage_aggregations_hourly"]) == before
     assert_matches_raw(db)
 
@@ -112,5 +143,17 @@ def test_a_double_insert_into_an_aggregate_fails_loudly(db):
     import psycopg
 
     with db.connect() as conn, pytest.raises(psycopg.errors.UniqueViolation):
-        conn.execute("insert into analytics.usage_aggregations_daily select * from analytics.usage_aggregations_daily"
-                      " limit 1")
+        conn.execute(
+            "insert into analytics.usage_aggregations_daily select * from analytics.usage_aggregations_daily limit 1"
+        )
+
+
+def test_running_one_upstream_view_keeps_every_dependent_view_and_the_function(db):
+    db.dbt("run", "--select", "stg_proxy__usage_logs", "int_usage_logs_validated")
+    present = db.query("""
+        select to_regclass('analytics.int_usage_logs_priced') is not null as priced,
+               to_regclass('analytics.usage_logs_rejected') is not null as rejected
+    """)[0]
+    assert present == {"priced": True, "rejected": True}
+    rows = db.query("select * from public.get_dashboard_stats('1a7e0000-0000-0000-0000-000000000001', 2)")
+    assert len(rows) == 2

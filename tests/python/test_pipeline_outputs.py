@@ -26,8 +26,9 @@ UTC = dt.UTC
 @pytest.fixture(scope="module")
 def built(make_db):
     db = make_db("wl_test_outputs")
-    db.cli("generate", "--rows", "40000", "--days", "35", "--projects", "25", "--seed", "11", "--messy",
-           "--allow-external")
+    db.cli(
+        "generate", "--rows", "40000", "--days", "35", "--projects", "25", "--seed", "11", "--messy", "--allow-external"
+    )
     insert_rows(db, edge_rows(db.now()))
     result = db.dbt("build")
     reference = compute(raw_rows(db), load_prices(SEED), db.now())
@@ -59,26 +60,34 @@ def test_quarantine_holds_every_bad_row_with_every_reason(built):
 
 def test_hourly_equals_reference(built):
     db, reference, _ = built
-    assert_tables_equal(table(db, "usage_aggregations_hourly", ("project_id", "hour_start")),
-                        reference.hourly, "usage_aggregations_hourly")
+    assert_tables_equal(
+        table(db, "usage_aggregations_hourly", ("project_id", "hour_start")),
+        reference.hourly,
+        "usage_aggregations_hourly",
+    )
 
 
 def test_daily_equals_reference(built):
     db, reference, _ = built
-    assert_tables_equal(table(db, "usage_aggregations_daily", ("project_id", "date")),
-                        reference.daily, "usage_aggregations_daily")
+    assert_tables_equal(
+        table(db, "usage_aggregations_daily", ("project_id", "date")), reference.daily, "usage_aggregations_daily"
+    )
 
 
 def test_by_model_daily_equals_reference(built):
     db, reference, _ = built
-    assert_tables_equal(table(db, "usage_by_model_daily", ("project_id", "date", "provider", "model")),
-                        reference.by_model_daily, "usage_by_model_daily")
+    assert_tables_equal(
+        table(db, "usage_by_model_daily", ("project_id", "date", "provider", "model")),
+        reference.by_model_daily,
+        "usage_by_model_daily",
+    )
 
 
 def test_monthly_savings_equal_reference(built):
     db, reference, _ = built
-    assert_tables_equal(table(db, "project_savings_monthly", ("project_id", "month")),
-                        reference.monthly, "project_savings_monthly")
+    assert_tables_equal(
+        table(db, "project_savings_monthly", ("project_id", "month")), reference.monthly, "project_savings_monthly"
+    )
 
 
 def test_hour_buckets_are_utc_hours_whatever_the_session_timezone(built):
@@ -93,9 +102,13 @@ def test_hour_buckets_are_utc_hours_whatever_the_session_timezone(built):
 def test_boundary_rows_land_in_the_right_buckets(built):
     db, reference, _ = built
     edge_hours = {h: r["total_requests"] for (p, h), r in reference.hourly.items() if p == EDGE_PROJECT}
-    actual = {utc(r["hour_start"]): r["total_requests"] for r in db.query(
-        "select hour_start, total_requests from analytics.usage_aggregations_hourly where project_id = %s",
-        (EDGE_PROJECT,))}
+    actual = {
+        utc(r["hour_start"]): r["total_requests"]
+        for r in db.query(
+            "select hour_start, total_requests from analytics.usage_aggregations_hourly where project_id = %s",
+            (EDGE_PROJECT,),
+        )
+    }
     assert actual == edge_hours
     # gpt-4o: 1M input + 100k output at $5/$15 before 2024-10-02 and $2.50/$10 from then on
     # (the cached row at 08:59:59+09:00 is 23:59:59 UTC on 2024-10-01: old price, 1M input tokens)
@@ -122,8 +135,19 @@ def test_dashboard_includes_rows_no_build_has_aggregated(built):
     now = db.now()
     late_project = EDGE_PROJECT
     before = db.query("select * from public.get_dashboard_stats(%s, 3)", (late_project,))
-    insert_rows(db, [request(late_project, now - dt.timedelta(minutes=1), cached=True, cost_usd=0,
-                             potential_cost_usd=None, latency_ms=10)])
+    insert_rows(
+        db,
+        [
+            request(
+                late_project,
+                now - dt.timedelta(minutes=1),
+                cached=True,
+                cost_usd=0,
+                potential_cost_usd=None,
+                latency_ms=10,
+            )
+        ],
+    )
     after = db.query("select * from public.get_dashboard_stats(%s, 3)", (late_project,))
     assert after[-1]["total_requests"] == before[-1]["total_requests"] + 1
     assert after[-1]["cached_requests"] == before[-1]["cached_requests"] + 1
@@ -131,13 +155,16 @@ def test_dashboard_includes_rows_no_build_has_aggregated(built):
     assert after[-1]["total_savings_usd"] - before[-1]["total_savings_usd"] == Decimal("0.00045")
 
 
-@pytest.mark.parametrize(("project", "days", "message"), [
-    (None, 30, "p_project_id is NULL"),
-    ("e0000000-0000-0000-0000-000000000001", 0, "p_days must be between 1 and 366"),
-    ("e0000000-0000-0000-0000-000000000001", 367, "p_days must be between 1 and 366"),
-    ("e0000000-0000-0000-0000-000000000001", -3, "p_days must be between 1 and 366"),
-    ("e0000000-0000-0000-0000-000000000001", None, "p_days must be between 1 and 366"),
-])
+@pytest.mark.parametrize(
+    ("project", "days", "message"),
+    [
+        (None, 30, "p_project_id is NULL"),
+        ("e0000000-0000-0000-0000-000000000001", 0, "p_days must be between 1 and 366"),
+        ("e0000000-0000-0000-0000-000000000001", 367, "p_days must be between 1 and 366"),
+        ("e0000000-0000-0000-0000-000000000001", -3, "p_days must be between 1 and 366"),
+        ("e0000000-0000-0000-0000-000000000001", None, "p_days must be between 1 and 366"),
+    ],
+)
 def test_dashboard_rejects_bad_arguments(built, project, days, message):
     import psycopg
 
@@ -175,8 +202,10 @@ def test_money_columns_are_numeric_everywhere(built):
 
 def test_second_identical_build_changes_nothing(built):
     db, _, _ = built
-    snapshot = {name: db.query(f"select * from analytics.{name} order by 1, 2")
-                for name in ("usage_aggregations_hourly", "usage_aggregations_daily", "project_savings_monthly")}
+    snapshot = {
+        name: db.query(f"select * from analytics.{name} order by 1, 2")
+        for name in ("usage_aggregations_hourly", "usage_aggregations_daily", "project_savings_monthly")
+    }
     db.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test")
     # rows inserted by the dashboard test above are inside the lookback, so the hourly/daily of
     # the edge project may grow; everything else must be identical
