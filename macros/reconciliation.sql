@@ -1,84 +1,96 @@
 {#
-    Per project and closed UTC day of the recent window: kept raw requests next to what hourly
-    and daily hold. Closed days end before the open lookback window (rows there may still be on
-    their way); days before the oldest remaining raw row are skipped (retention deleted them).
+    Reconciliation helpers for the singular tests. Every aggregate is checked against
+    int_usage_hourly_by_model, and that against the kept raw rows, so together they prove
+    daily = hourly = raw. Each test involves only two neighbouring layers, so a run that rebuilds
+    one layer (a Dagster partition) is never judged against a layer it did not touch.
 #}
-{% macro reconciliation_rows() %}
 
-with bounds as (
+{# Closed days of the recent window: before the open lookback, after the oldest retained raw day. #}
+{% macro reconciliation_window() %}
 
     select
-        {{ utc_date('max(hour_start) - ' ~ hours(var('lookback_hours'))) }} as open_day,
-        {{ utc_date('max(hour_start) - ' ~ hours(var('lookback_hours'))) }}
-            - {{ var('quality_window_days') | int }} as first_day
-    from {{ ref('usage_aggregations_hourly') }}
+        greatest(
+            {{ utc_date('max(hourly.hour_start) - ' ~ hours(var('lookback_hours'))) }} - {{ var('quality_window_days') | int }},
+            (select {{ utc_date('min(created_at)') }} + 1 from {{ ref('stg_proxy__usage_logs') }})
+        ) as first_day,
+        {{ utc_date('max(hourly.hour_start) - ' ~ hours(var('lookback_hours'))) }} as open_day
+    from {{ ref('int_usage_hourly_by_model') }} as hourly
 
-),
+{% endmacro %}
 
-raw_retained_from as (
+{# Per project and day: `relation`'s totals next to int_usage_hourly_by_model's, over `days` (a CTE name). #}
+{% macro compare_with_hourly_by_model(relation, day_expression, days) %}
 
-    select {{ utc_date('min(created_at)') }} + 1 as first_full_day
-    from {{ ref('stg_proxy__usage_logs') }}
+    aggregate_totals as (
+        select project_id, {{ day_expression }} as day, sum(total_requests) as requests,
+            sum(tokens_input) as tokens_input, sum(cached_requests) as cached_requests
+        from {{ relation }}
+        where {{ day_expression }} >= (select first_day from {{ days }})
+            and {{ day_expression }} <= (select last_day from {{ days }})
+        group by project_id, {{ day_expression }}
+    ),
 
-),
+    hourly_by_model_totals as (
+        select project_id, {{ utc_date('hour_start') }} as day, sum(total_requests) as requests,
+            sum(tokens_input) as tokens_input, sum(cached_requests) as cached_requests
+        from {{ ref('int_usage_hourly_by_model') }}
+        where hour_start >= {{ utc_midnight('(select first_day from ' ~ days ~ ')') }}
+            and hour_start < {{ utc_midnight('(select last_day from ' ~ days ~ ') + 1') }}
+        group by project_id, {{ utc_date('hour_start') }}
+    ),
 
-window_days as (
+    compared as (
+        select
+            coalesce(a.project_id, h.project_id) as project_id,
+            coalesce(a.day, h.day) as day,
+            coalesce(a.requests, 0) as aggregate_requests,
+            coalesce(h.requests, 0) as hourly_by_model_requests
+        from aggregate_totals as a
+        full outer join hourly_by_model_totals as h on a.project_id = h.project_id and a.day = h.day
+        where
+            coalesce(a.requests, 0) != coalesce(h.requests, 0)
+            or coalesce(a.tokens_input, 0) != coalesce(h.tokens_input, 0)
+            or coalesce(a.cached_requests, 0) != coalesce(h.cached_requests, 0)
+    )
 
-    select greatest(bounds.first_day, raw_retained_from.first_full_day) as first_day, bounds.open_day
-    from bounds cross join raw_retained_from
+{% endmacro %}
 
+{# Per project and closed day: kept raw rows next to int_usage_hourly_by_model. #}
+{% macro kept_rows_against_hourly_by_model() %}
+
+with window_days as (
+    {{ reconciliation_window() }}
 ),
 
 kept as (
-
-    select project_id, usage_date as date, count(*) as requests, sum(tokens_input) as tokens_input
+    select project_id, usage_date as day, count(*) as requests, sum(tokens_input) as tokens_input
     from {{ ref('int_usage_logs_priced') }}
     where
         created_at >= {{ utc_midnight('(select first_day from window_days)') }}
         and created_at < {{ utc_midnight('(select open_day from window_days)') }}
     group by project_id, usage_date
-
 ),
 
-hourly as (
-
-    select project_id, {{ utc_date('hour_start') }} as date, sum(total_requests) as requests,
+aggregated as (
+    select project_id, {{ utc_date('hour_start') }} as day, sum(total_requests) as requests,
         sum(tokens_input) as tokens_input
-    from {{ ref('usage_aggregations_hourly') }}
+    from {{ ref('int_usage_hourly_by_model') }}
     where
         hour_start >= {{ utc_midnight('(select first_day from window_days)') }}
         and hour_start < {{ utc_midnight('(select open_day from window_days)') }}
     group by project_id, {{ utc_date('hour_start') }}
-
-),
-
-daily as (
-
-    select project_id, date, total_requests as requests, tokens_input
-    from {{ ref('usage_aggregations_daily') }}
-    where date >= (select first_day from window_days) and date < (select open_day from window_days)
-
 ),
 
 compared as (
-
     select
-        coalesce(kept.project_id, hourly.project_id, daily.project_id) as project_id,
-        coalesce(kept.date, hourly.date, daily.date) as date,
+        coalesce(kept.project_id, aggregated.project_id) as project_id,
+        coalesce(kept.day, aggregated.day) as day,
         coalesce(kept.requests, 0) as kept_requests,
-        coalesce(hourly.requests, 0) as hourly_requests,
-        coalesce(daily.requests, 0) as daily_requests,
+        coalesce(aggregated.requests, 0) as aggregated_requests,
         coalesce(kept.tokens_input, 0) as kept_tokens_input,
-        coalesce(hourly.tokens_input, 0) as hourly_tokens_input,
-        coalesce(daily.tokens_input, 0) as daily_tokens_input
+        coalesce(aggregated.tokens_input, 0) as aggregated_tokens_input
     from kept
-    full outer join hourly on kept.project_id = hourly.project_id and kept.date = hourly.date
-    full outer join daily
-        on coalesce(kept.project_id, hourly.project_id) = daily.project_id
-        and coalesce(kept.date, hourly.date) = daily.date
-
+    full outer join aggregated on kept.project_id = aggregated.project_id and kept.day = aggregated.day
 )
-
-select * from compared
 
 {% endmacro %}

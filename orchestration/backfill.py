@@ -85,6 +85,4 @@ def backfill(conn, batch_size: int, progress: Callable[[str], None] | None = Non
 def _require_priced_view(conn) -> None:
     name = f'"{settings.analytics_schema()}".int_usage_logs_priced'
     if conn.execute("select to_regclass(%s) is null", (name,)).fetchone()[0]:
-        raise UserError(
-            f"{name} does not exist: run `watchllm-analytics dbt build` once first (it prices rows)"
-        )
+        raise UserError(f"{name} does not exist: run `watchllm-analytics dbt build` once first (it prices rows)")

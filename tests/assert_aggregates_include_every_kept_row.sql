@@ -1,13 +1,10 @@
 {#
-    Warning: over the recent closed days, kept raw rows that the aggregates do not hold yet (rows
-    that arrived later than the lookback window). Each row is a project-day to backfill.
+    Warning: over the recent closed days, kept raw rows the aggregates do not hold (rows that arrived
+    later than the lookback window). Each result is a project-day to rebuild with a range.
 #}
-{{ config(severity='warn') }}
+{{ config(severity='warn', meta={'dagster': {'ref': {'name': 'int_usage_hourly_by_model'}}}) }}
 
-with compared as (
-    {{ reconciliation_rows() }}
-)
+{{ kept_rows_against_hourly_by_model() }}
 
-select project_id, date, kept_requests, daily_requests
-from compared
-where kept_requests != daily_requests or kept_tokens_input != daily_tokens_input
+select * from compared
+where kept_requests != aggregated_requests or kept_tokens_input != aggregated_tokens_input

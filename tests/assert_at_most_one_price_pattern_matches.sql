@@ -3,7 +3,7 @@
     provider on a given date (else a request would be priced twice). Checks the models seen in
     the recent window and every model the seed names.
 #}
-{{ config(severity='error') }}
+{{ config(severity='error', meta={'dagster': {'ref': {'name': 'stg_pricing__model_prices'}}}) }}
 
 with recent_models as (
 

@@ -1,0 +1,70 @@
+"""Asset checks beyond dbt's tests: the cache hit-rate drop alert and usage_logs freshness."""
+
+import datetime as dt
+import os
+from decimal import Decimal
+
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check, build_last_update_freshness_checks
+from psycopg import sql
+
+from orchestration import database, settings
+
+HIT_RATE_DROP_POINTS = Decimal(os.environ.get("WATCHLLM_HIT_RATE_DROP_POINTS", "10"))
+HIT_RATE_MIN_REQUESTS = int(os.environ.get("WATCHLLM_HIT_RATE_MIN_REQUESTS", "100"))
+LOGS_STALE_AFTER = dt.timedelta(minutes=int(os.environ.get("WATCHLLM_LOGS_STALE_AFTER_MINUTES", "60")))
+
+HIT_RATE_DROP_SQL = """
+with bounds as (
+    select max(date) as last_day from {daily} where date < (now() at time zone 'UTC')::date
+),
+per_project as (
+    select
+        project_id,
+        sum(total_requests) filter (where date = bounds.last_day) as day_requests,
+        sum(cached_requests) filter (where date = bounds.last_day) as day_cached,
+        sum(total_requests) filter (where date < bounds.last_day) as week_requests,
+        sum(cached_requests) filter (where date < bounds.last_day) as week_cached
+    from {daily}, bounds
+    where date between bounds.last_day - 7 and bounds.last_day
+    group by project_id
+)
+select
+    project_id,
+    round(100.0 * day_cached / day_requests, 2) as day_rate,
+    round(100.0 * week_cached / week_requests, 2) as week_rate
+from per_project
+where day_requests >= %(min_requests)s and week_requests >= %(min_requests)s
+  and 100.0 * week_cached / week_requests - 100.0 * day_cached / day_requests > %(points)s
+order by 100.0 * week_cached / week_requests - 100.0 * day_cached / day_requests desc
+"""
+
+
+def hit_rate_drops(cur, points: Decimal = HIT_RATE_DROP_POINTS, min_requests: int = HIT_RATE_MIN_REQUESTS) -> list:
+    """Projects whose hit rate on the last complete UTC day is more than `points` below their trailing 7 days."""
+    daily = sql.Identifier(settings.analytics_schema(), "usage_aggregations_daily")
+    query = sql.SQL(HIT_RATE_DROP_SQL).format(daily=daily)
+    return cur.execute(query, {"points": points, "min_requests": min_requests}).fetchall()
+
+
+@asset_check(asset=AssetKey(["usage_aggregations_daily"]), name="cache_hit_rate_drop", blocking=False)
+def cache_hit_rate_drop() -> AssetCheckResult:
+    """Warns when a project's cache hit rate over the last complete day falls more than
+    WATCHLLM_HIT_RATE_DROP_POINTS (default 10) points below its trailing 7-day rate."""
+    with database.cursor(database.resolve()) as cur:
+        drops = hit_rate_drops(cur)
+    return AssetCheckResult(
+        passed=not drops,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "projects_dropped": len(drops),
+            "threshold_points": float(HIT_RATE_DROP_POINTS),
+            "worst": ", ".join(f"{p}: {d}% vs {w}%" for p, d, w in drops[:5]) or "none",
+        },
+    )
+
+
+usage_logs_freshness_checks = build_last_update_freshness_checks(
+    assets=[AssetKey(["proxy", "usage_logs"])],
+    lower_bound_delta=LOGS_STALE_AFTER,
+    severity=AssetCheckSeverity.WARN,
+)
