@@ -8,7 +8,7 @@ DEMO_ROWS ?= 300000
 DEMO_DAYS ?= 30
 DEMO_PROJECTS ?= 200
 
-.PHONY: setup demo test ui lint pricing-seed db-stop clean
+.PHONY: setup demo test ui bench lint pricing-seed db-stop clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
@@ -46,6 +46,10 @@ test: setup
 	$(BIN)/python -m pytest
 
 ## lint: ruff, and sqlfluff over the SQL dbt compiles (every macro expanded; layout is checked by eye)
+## bench: work in progress (issue 4): dashboard, incremental and full-build figures against their baselines
+bench: setup
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 lint: setup
 	$(BIN)/ruff check orchestration tests
 	$(CLI) dbt compile --quiet
