@@ -46,7 +46,8 @@ def db(make_db):
 def late_rows(db, count: int) -> list[dict]:
     project = uuid.uuid4()
     now = db.now()
-    return [request(project, now - dt.timedelta(minutes=5 * i + 1), cached=i % 3 == 0) for i in range(count)]
+    # all inside the lookback window (the newest hour and the 3 before it), whatever the minute now is
+    return [request(project, now - dt.timedelta(minutes=2 * i + 1), cached=i % 3 == 0) for i in range(count)]
 
 
 def test_two_builds_at_once_count_every_row_once(db):
