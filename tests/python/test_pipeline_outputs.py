@@ -140,7 +140,7 @@ def test_dashboard_includes_rows_no_build_has_aggregated(built):
         [
             request(
                 late_project,
-                now - dt.timedelta(minutes=1),
+                now - dt.timedelta(seconds=1),
                 cached=True,
                 cost_usd=0,
                 potential_cost_usd=None,
