@@ -27,6 +27,11 @@
     )
 }}
 
+{%- set dashboard_columns = [
+    'date', 'total_requests', 'cached_requests', 'cache_hit_rate', 'total_tokens', 'total_cost_usd',
+    'total_potential_cost_usd', 'total_savings_usd', 'avg_latency_ms', 'requests_by_provider', 'requests_by_model',
+] -%}
+
 #variable_conflict use_column
 declare
     v_today date := {{ utc_date('now()') }};
@@ -64,17 +69,7 @@ begin
     closed_days as (
 
         select
-            date,
-            total_requests,
-            cached_requests,
-            cache_hit_rate,
-            total_tokens,
-            total_cost_usd,
-            total_potential_cost_usd,
-            total_savings_usd,
-            avg_latency_ms,
-            requests_by_provider,
-            requests_by_model
+            {{ dashboard_columns | join(',\n            ') }}
         from {{ ref('usage_aggregations_daily') }}
         where project_id = p_project_id and date >= v_first_day and date < v_open_day
 
@@ -133,17 +128,7 @@ begin
     open_days as (
 
         select
-            date,
-            total_requests,
-            cached_requests,
-            cache_hit_rate,
-            total_tokens,
-            total_cost_usd,
-            total_potential_cost_usd,
-            total_savings_usd,
-            avg_latency_ms,
-            requests_by_provider,
-            requests_by_model
+            {{ dashboard_columns | join(',\n            ') }}
         from rolled_up
 
     ),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import os
 import shutil
 import signal
@@ -359,6 +358,3 @@ def test_backfill_before_any_build_says_what_to_do(make_db):
 
 def test_dbt_passthrough_reports_dbt_version(db):
     assert "1.11" in db.cli("dbt", "--version").stdout + db.cli("dbt", "--version").stderr
-
-
-_ = dt  # dates are built inline above

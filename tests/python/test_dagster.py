@@ -16,7 +16,7 @@ import dagster as dg
 import psycopg
 import psycopg.rows
 import pytest
-from conftest import REPO, SEED, assert_tables_equal, insert_rows, raw_rows, request, table
+from conftest import REPO, SEED, insert_rows, raw_rows, request, table
 from reference import compute, load_prices
 
 UTC = dt.UTC
@@ -260,6 +260,3 @@ def test_ui_serves_the_asset_graph_over_graphql(tmp_path):
     finally:
         webserver.terminate()
         webserver.wait(timeout=30)
-
-
-_ = assert_tables_equal

@@ -30,15 +30,23 @@ def assert_matches_raw(db) -> None:
 
 def start_dbt(db, *args: str) -> subprocess.Popen:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PG")}, **db.env, "PGTZ": BUILD_TIMEZONE}
-    return subprocess.Popen([sys.executable, "-m", "orchestration.cli", "dbt", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestration.cli", "dbt", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 @pytest.fixture(scope="module")
 def db(make_db):
     db = make_db("wl_test_reliability")
-    db.cli("generate", "--rows", "20000", "--days", "4", "--projects", "10", "--seed", "8", "--messy",
-           "--allow-external")
+    db.cli(
+        "generate", "--rows", "20000", "--days", "4", "--projects", "10", "--seed", "8", "--messy", "--allow-external"
+    )
     db.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test")
     return db
 
