@@ -39,10 +39,12 @@ TRANSIENT_ERRORS = (
     "the database system is shutting down",
 )
 LOOKBACK_HOURS = 3  # same default as the dbt var lookback_hours
+DEFAULT_OWNER = "team:analytics"
 
 
 class WatchllmTranslator(DagsterDbtTranslator):
-    """Groups by dbt folder (staging / intermediate / marts) and owners from the model's meta."""
+    """Asset keys by model name, groups by dbt folder (staging / intermediate / marts), owners from
+    `meta.owner` in the dbt YAML (default team:analytics)."""
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "seed":
@@ -58,7 +60,8 @@ class WatchllmTranslator(DagsterDbtTranslator):
         return AssetKey([dbt_resource_props["name"]])
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]):
-        return ["team:analytics"]
+        owner = (dbt_resource_props.get("meta") or {}).get("owner") or DEFAULT_OWNER
+        return [owner]
 
 
 translator = WatchllmTranslator(
