@@ -68,6 +68,15 @@ class Db:
     def dbt(self, *args: str, check: bool = True, timezone: str = BUILD_TIMEZONE) -> subprocess.CompletedProcess:
         return self.cli("dbt", *args, check=check, extra_env={"PGTZ": timezone})
 
+    def generate(self, rows: int, days: float, projects: int, seed: int, *, end: str | None = None) -> None:
+        """Messy synthetic logs into this database's usage_logs (created if missing)."""
+        args = ["generate", "--rows", str(rows), "--days", str(days), "--projects", str(projects), "--seed", str(seed)]
+        self.cli(*args, "--messy", "--allow-external", *(["--end", end] if end else []))
+
+    def build_models(self) -> subprocess.CompletedProcess:
+        """`dbt build` without data and unit tests: seed, views, tables, function."""
+        return self.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test")
+
     def now(self) -> dt.datetime:
         return self.query("select now() as now")[0]["now"]
 

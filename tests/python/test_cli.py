@@ -47,22 +47,8 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 @pytest.fixture(scope="module")
 def db(make_db) -> Db:
     db = make_db("wl_test_cli")
-    db.cli(
-        "generate",
-        "--rows",
-        "5000",
-        "--days",
-        "40",
-        "--projects",
-        "8",
-        "--seed",
-        "5",
-        "--messy",
-        "--end",
-        END,
-        "--allow-external",
-    )
-    db.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test")
+    db.generate(rows=5000, days=40, projects=8, seed=5, end=END)
+    db.build_models()
     return db
 
 

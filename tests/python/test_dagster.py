@@ -34,10 +34,8 @@ RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_p
 @pytest.fixture(scope="module")
 def db(make_db):
     db = make_db("wl_test_dagster")
-    db.cli(
-        "generate", "--rows", "8000", "--days", "6", "--projects", "6", "--seed", "21", "--messy", "--allow-external"
-    )
-    db.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test")
+    db.generate(rows=8000, days=6, projects=6, seed=21)
+    db.build_models()
     saved = {k: os.environ.get(k) for k in db.env}
     os.environ.update(db.env)  # in-process Dagster runs resolve the database from PG*
     yield db
@@ -209,7 +207,7 @@ def test_hit_rate_drop_check_fires_on_a_drop_and_stays_quiet_otherwise(make_db):
                 rows.append(request(project, day + dt.timedelta(seconds=i), cached=i < 200 * rate))
     db.cli("generate", "--rows", "0", "--allow-external")  # creates usage_logs
     insert_rows(db, rows)
-    db.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test")
+    db.build_models()
     with db.connect() as conn, conn.cursor(row_factory=psycopg.rows.tuple_row) as cur:
         drops = hit_rate_drops(cur)
     assert [p for p, _, _ in drops] == [dropping]

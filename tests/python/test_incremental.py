@@ -36,37 +36,9 @@ def db(make_db):
     db = make_db("wl_test_incremental")
     now = db.now()
     # history up to 12 hours ago, built; then the proxy keeps logging while no build runs
-    db.cli(
-        "generate",
-        "--rows",
-        "12000",
-        "--days",
-        "6",
-        "--projects",
-        "12",
-        "--seed",
-        "3",
-        "--messy",
-        "--end",
-        (now - dt.timedelta(hours=12)).isoformat(),
-        "--allow-external",
-    )
-    db.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test")
-    db.cli(
-        "generate",
-        "--rows",
-        "3000",
-        "--days",
-        "0.5",
-        "--projects",
-        "12",
-        "--seed",
-        "4",
-        "--messy",
-        "--end",
-        now.isoformat(),
-        "--allow-external",
-    )
+    db.generate(rows=12000, days=6, projects=12, seed=3, end=(now - dt.timedelta(hours=12)).isoformat())
+    db.build_models()
+    db.generate(rows=3000, days=0.5, projects=12, seed=4, end=now.isoformat())
     return db
 
 

@@ -44,10 +44,8 @@ def start_dbt(db, *args: str) -> subprocess.Popen:
 @pytest.fixture(scope="module")
 def db(make_db):
     db = make_db("wl_test_reliability")
-    db.cli(
-        "generate", "--rows", "20000", "--days", "4", "--projects", "10", "--seed", "8", "--messy", "--allow-external"
-    )
-    db.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test")
+    db.generate(rows=20000, days=4, projects=10, seed=8)
+    db.build_models()
     return db
 
 
