@@ -1,5 +1,5 @@
 # watchllm-analytics: `make demo` and `make test` work on a fresh clone with Python 3.11, make and git.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 CLI := $(BIN)/watchllm-analytics
@@ -11,7 +11,7 @@ DEMO_PROJECTS ?= 200
 .PHONY: setup demo test ui bench lint pricing-seed db-stop clean
 
 $(BIN)/python:
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH: install Python 3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
