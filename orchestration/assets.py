@@ -90,6 +90,7 @@ def _build(context: AssetExecutionContext, dbt: DbtCliResource, extra_args: list
 
 
 def _stream(context: AssetExecutionContext, dbt: DbtCliResource, extra_args: list[str], window) -> Iterator:
+    figures_by_model: dict[str, dict[str, Any]] = {}  # a range run emits one event per partition: count once
     for event in dbt.cli(["build", *extra_args], context=context).stream():
         key = getattr(event, "asset_key", None)
         if key is None and getattr(event, "output_name", None):
@@ -98,13 +99,18 @@ def _stream(context: AssetExecutionContext, dbt: DbtCliResource, extra_args: lis
             extra: dict[str, Any] = {"dbt_args": " ".join(extra_args) or "(lookback window)"}
             if window is not None:
                 extra["partition_range"] = f"{window.start.isoformat()} .. {window.end.isoformat()}"
-            extra.update(_figures(key.path[-1], window))
+            model = key.path[-1]
+            if model not in figures_by_model:
+                figures_by_model[model] = _figures(model, window)
+            extra.update(figures_by_model[model])
             event = event.with_metadata({**event.metadata, **extra})
         yield event
 
 
 def _figures(model: str, window) -> dict[str, Any]:
     """Rows written in the range and the quality counts a person looks at after a run."""
+    if model != "usage_logs_rejected" and (model not in BUCKETED or window is None):
+        return {}
     schema = settings.analytics_schema()
     with database.cursor(database.resolve()) as cur:
         if model == "usage_logs_rejected":

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from conftest import (
     READ_TIMEZONE,
+    REPO,
     SEED,
     assert_tables_equal,
     insert_rows,
@@ -37,17 +38,11 @@ def built(make_db):
 
 def test_build_passes_every_error_level_test(built):
     db, _, result = built
-    run_results = json.loads((db_target() / "run_results.json").read_text())
+    run_results = json.loads((REPO / "target" / "run_results.json").read_text())
     failed = [r["unique_id"] for r in run_results["results"] if r["status"] in ("error", "fail")]
     assert not failed, failed
     warned = {r["unique_id"].split(".")[2] for r in run_results["results"] if r["status"] == "warn"}
     assert {"warn_quarantined_rows", "warn_unpriced_models"} <= warned
-
-
-def db_target():
-    from conftest import REPO
-
-    return REPO / "target"
 
 
 def test_quarantine_holds_every_bad_row_with_every_reason(built):
