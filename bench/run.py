@@ -1,9 +1,24 @@
-"""`make bench`: the pipeline against its baselines, side by side in one run on one database.
+"""`make bench`: the pipeline against its baselines, side by side in one run on one database server.
 
-Scenarios (sizes are flags): dashboard read vs the guide's raw-scan query; incremental build vs
-full build vs the floor (a bare GROUP BY of the same rows); full build vs the floor. Timings are
-medians of repetitions and reported as ratios against a baseline measured in the same run.
-Writes bench/results/latest.json and latest.md.
+Scenarios (issue 4), at two history sizes (flags --small / --large, default 1M and 10M rows over
+30 days and 1000 skewed projects, made by the project's own generator):
+
+1. dashboard read: get_dashboard_stats(project, 30) for the busiest and a median project,
+   p50/p95 over --calls calls, against the guide's raw-scan GROUP BY over usage_logs;
+2. incremental build: append one hour at the generator's rate, run the scheduled build
+   (`dbt run`), against the full build, the same figure at the small size, and the floor
+   (a bare GROUP BY of the lookback window's rows into hourly buckets);
+3. full build: the first build of all history against the floor (one CREATE TABLE AS
+   single-pass GROUP BY of all rows into hourly buckets, same session work_mem as the models);
+4. backfill: a 30-day range rebuild with the vars Dagster's single-run backfill passes;
+5. the guide's own design: aggregate_usage_hourly() per active project for one hour against one
+   incremental build of that hour, and insert throughput with its per-row trigger;
+6. memory: peak resident memory of the runner and of dbt, and the Postgres settings used.
+
+Every timing is a median of repetitions and reported as a ratio against a baseline measured in
+the same run. "Model time" is the models' execution_time from dbt's run_results.json (dbt's own
+per-model work included); "statement time" sums the SQL statements dbt logged (database only).
+Writes bench/results/latest.{json,md} and bench/results/latest.png.
 """
 
 from __future__ import annotations
@@ -13,6 +28,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -21,144 +37,345 @@ import time
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
-from orchestration import database, settings
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-RESULTS = settings.PROJECT_DIR / "bench" / "results"
+from orchestration import database, settings  # noqa: E402
+from orchestration.partitions import rebuild_vars  # noqa: E402
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS = BENCH_DIR / "results"
+# dbt's artefacts of bench runs stay apart from the project's (a test run may share the checkout)
+DBT_TARGET = BENCH_DIR / ".dbt" / "target"
+DBT_LOG = BENCH_DIR / ".dbt" / "logs" / "dbt.log"
 MODELS = ("int_usage_hourly_by_model", "usage_aggregations_hourly", "usage_aggregations_daily",
           "usage_by_model_daily", "project_savings_monthly")
+BUILD_WORK_MEM = "512MB"  # the dbt_project.yml default of var build_work_mem, used for the floors too
+
+# The guide's "before" query: what the dashboard did without aggregates.
 RAW_SCAN = """
-select date(created_at) as date, count(*) as requests, sum(cost_usd) as cost
+select date(created_at) as date, count(*) as requests, count(*) filter (where cached) as cached,
+       sum(tokens_input + tokens_output) as tokens, sum(cost_usd) as cost,
+       sum(potential_cost_usd) as potential, avg(latency_ms) as latency
 from public.usage_logs
 where project_id = %s and created_at >= now() - interval '30 days'
 group by date(created_at)
 """
 FLOOR = """
 create temporary table floor_hourly as
-select project_id, date_trunc('hour', created_at at time zone 'UTC') as hour_start, count(*) as n,
-       sum(tokens_input) as ti, sum(tokens_output) as tout, sum(cost_usd) as cost
-from public.usage_logs where created_at >= %s
+select project_id, date_bin('1 hour', created_at, timestamptz '2000-01-01 00:00+00') as hour_start,
+       count(*) as requests, sum(tokens_input) as tokens_input, sum(tokens_output) as tokens_output,
+       sum(cost_usd) as cost_usd
+from public.usage_logs
+where created_at >= %s
 group by 1, 2
 """
+
+
+def log(message: str) -> None:
+    print(f"[bench {dt.datetime.now():%H:%M:%S}] {message}", flush=True)
 
 
 def fresh_database(server: database.Connection, name: str) -> dict[str, str]:
     admin = {**server.env, "PGDATABASE": "postgres"}
     with psycopg.connect(**database._kwargs(admin), autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
-        conn.execute(f'create database "{name}"')
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     return {**server.env, "PGDATABASE": name}
 
 
-def cli(env: dict[str, str], *args: str) -> float:
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "orchestration.cli", *args], cwd=settings.PROJECT_DIR,
-                   env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+class Run:
+    """One size of the benchmark: a database and the CLI/dbt invocations against it."""
 
+    def __init__(self, env: dict[str, str]):
+        self.env = {**env, "DBT_TARGET_PATH": str(DBT_TARGET), "DBT_LOG_PATH": str(DBT_LOG.parent)}
 
-def models_db_time() -> float:
-    results = json.loads((settings.PROJECT_DIR / "target" / "run_results.json").read_text())
-    return sum(r["execution_time"] for r in results["results"] if r["unique_id"].split(".")[-1] in MODELS)
-
-
-def timed(conn, query: str, params=(), repeat: int = 5) -> float:
-    samples = []
-    for _ in range(repeat):
+    def cli(self, *args: str) -> float:
         started = time.perf_counter()
-        conn.execute(query, params).fetchall()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+        subprocess.run([sys.executable, "-m", "orchestration.cli", *args], cwd=settings.PROJECT_DIR,
+                       env={**os.environ, **self.env}, check=True, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - started
+
+    def dbt(self, *args: str) -> dict[str, float]:
+        """Run dbt; its wall time, the models' execution_time and the logged statement time."""
+        offset = DBT_LOG.stat().st_size if DBT_LOG.exists() else 0
+        wall = self.cli("dbt", *args)
+        results = json.loads((DBT_TARGET / "run_results.json").read_text())
+        model_s = sum(r["execution_time"] for r in results["results"] if r["unique_id"].split(".")[-1] in MODELS)
+        with DBT_LOG.open(encoding="utf-8", errors="replace") as handle:
+            handle.seek(offset)
+            statement_s = sum(float(m) for m in re.findall(r"SQL status: .*? in (\d+\.\d+) seconds", handle.read()))
+        return {"wall_s": wall, "model_s": model_s, "statement_s": statement_s}
+
+    def generate(self, rows: int, days: float, projects: int, seed: int, end: dt.datetime) -> float:
+        return self.cli("generate", "--rows", str(rows), "--days", str(days), "--projects", str(projects),
+                        "--seed", str(seed), "--end", end.isoformat(), "--allow-external")
+
+    def connect(self) -> psycopg.Connection:
+        conn = psycopg.connect(**database._kwargs(self.env), autocommit=True)
+        conn.execute("set timezone = 'UTC'")
+        return conn
 
 
-def floor_seconds(conn, since: dt.datetime, repeat: int = 3) -> float:
+def floor_seconds(conn: psycopg.Connection, since: dt.datetime, repeat: int) -> float:
+    conn.execute(f"set work_mem = '{BUILD_WORK_MEM}'")
     samples = []
     for _ in range(repeat):
         conn.execute("drop table if exists floor_hourly")
         started = time.perf_counter()
         conn.execute(FLOOR, (since,))
         samples.append(time.perf_counter() - started)
+    conn.execute("drop table if exists floor_hourly")
+    conn.execute("reset work_mem")
     return statistics.median(samples)
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run_size(server, rows: int, days: int, projects: int, calls: int) -> dict:
-    env = fresh_database(server, f"wl_bench_{rows}")
-    env_cli = {k: v for k, v in env.items()}
-    end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=1)
-    generate_s = cli(env_cli, "generate", "--rows", str(rows), "--days", str(days), "--projects", str(projects),
-                     "--seed", "1", "--end", end.isoformat(), "--allow-external")
-    full_wall = cli(env_cli, "dbt", "build", "--exclude", "resource_type:test", "resource_type:unit_test")
-    full_db = models_db_time()
-    out = {"rows": rows, "generate_s": generate_s, "full_build_wall_s": full_wall, "full_build_db_s": full_db}
-    with psycopg.connect(**database._kwargs(env), autocommit=True) as conn:
-        conn.execute("set work_mem = '64MB'")
-        out["floor_full_s"] = floor_seconds(conn, dt.datetime(1900, 1, 1, tzinfo=dt.UTC))
-        # one more hour at the generator's rate, then the scheduled (lookback) build
-        per_hour = max(1, rows // (days * 24))
-        cli(env_cli, "generate", "--rows", str(per_hour), "--days", str(1 / 24), "--projects", str(projects),
-            "--seed", "2", "--end", (end + dt.timedelta(hours=1)).isoformat(), "--allow-external")
-        out["incremental_wall_s"] = cli(env_cli, "dbt", "run")
-        out["incremental_db_s"] = models_db_time()
-        newest = conn.execute("select max(hour_start) from analytics.usage_aggregations_hourly").fetchone()[0]
-        out["floor_window_s"] = floor_seconds(conn, newest - dt.timedelta(hours=3))
-        busiest, median = pick_projects(conn)
-        for label, project in (("busiest", busiest), ("median", median)):
-            latencies = []
-            for _ in range(calls):
-                started = time.perf_counter()
-                conn.execute("select * from public.get_dashboard_stats(%s, 30)", (project,)).fetchall()
-                latencies.append((time.perf_counter() - started) * 1000)
-            raw = timed(conn, RAW_SCAN, (project,), repeat=5) * 1000
-            out[f"dashboard_{label}_p50_ms"] = percentile(latencies, 0.5)
-            out[f"dashboard_{label}_p95_ms"] = percentile(latencies, 0.95)
-            out[f"raw_scan_{label}_ms"] = raw
+def dashboard(conn: psycopg.Connection, calls: int) -> dict[str, float]:
+    projects = [r[0] for r in conn.execute(
+        "select project_id from analytics.usage_aggregations_daily group by 1 order by sum(total_requests) desc")]
+    out = {}
+    for label, project in (("busiest", projects[0]), ("median", projects[len(projects) // 2])):
+        conn.execute("select * from public.get_dashboard_stats(%s, 30)", (project,)).fetchall()  # warm
+        latencies = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            conn.execute("select * from public.get_dashboard_stats(%s, 30)", (project,)).fetchall()
+            latencies.append((time.perf_counter() - started) * 1000)
+        raw = []
+        for _ in range(5):
+            started = time.perf_counter()
+            conn.execute(RAW_SCAN, (project,)).fetchall()
+            raw.append((time.perf_counter() - started) * 1000)
+        out[f"dashboard_{label}_p50_ms"] = percentile(latencies, 0.5)
+        out[f"dashboard_{label}_p95_ms"] = percentile(latencies, 0.95)
+        out[f"raw_scan_{label}_median_ms"] = statistics.median(raw)
     return out
 
 
-def pick_projects(conn) -> tuple:
-    rows = conn.execute("select project_id from analytics.usage_aggregations_daily group by 1"
-                        " order by sum(total_requests) desc").fetchall()
-    return rows[0][0], rows[len(rows) // 2][0]
+def incremental(run: Run, conn, rows: int, days: int, projects: int, end: dt.datetime, repeat: int) -> dict:
+    """Append one hour at the generator's rate and run the scheduled build, `repeat` times."""
+    per_hour = max(1, rows // (days * 24))
+    samples = []
+    for i in range(repeat):
+        hour_end = end + dt.timedelta(hours=i + 1)
+        run.generate(per_hour, 1 / 24, projects, 100 + i, hour_end)
+        timing = run.dbt("run")
+        newest = conn.execute("select max(hour_start) from analytics.int_usage_hourly_by_model").fetchone()[0]
+        timing["floor_s"] = floor_seconds(conn, newest - dt.timedelta(hours=3), repeat=3)
+        samples.append(timing)
+    return {"rows_per_hour": per_hour, **{f"incremental_{k}": statistics.median(s[k] for s in samples)
+                                          for k in samples[0]}}
+
+
+def backfill(run: Run, end: dt.datetime, days: int, repeat: int) -> dict:
+    """A `days`-day range rebuild with the vars the Dagster single-run backfill passes to dbt."""
+    from dagster import TimeWindow
+
+    start = end - dt.timedelta(days=days)
+    vars_json = rebuild_vars(TimeWindow(start, end + dt.timedelta(hours=1)))
+    samples = [run.dbt("run", "--vars", vars_json) for _ in range(repeat)]
+    return {f"backfill_{k}": statistics.median(s[k] for s in samples) for k in samples[0]}
+
+
+def guide_design(run: Run, conn, trigger_rows: int) -> dict:
+    """Scenario 5: the guide's per-project function loop and its per-row trigger."""
+    template = (BENCH_DIR / "guide_design.sql").read_text()
+    conn.execute(template.format(schema="guide", logs="public.usage_logs"))
+    hour = conn.execute("select max(hour_start) from analytics.int_usage_hourly_by_model").fetchone()[0]
+    projects = [r[0] for r in conn.execute(
+        "select distinct project_id from public.usage_logs where created_at >= %s - interval '30 days'"
+        " and project_id is not null", (hour,))]
+    loop = []
+    for _ in range(3):
+        started = time.perf_counter()
+        with conn.transaction():
+            for project in projects:
+                conn.execute("select guide.aggregate_usage_hourly(%s, %s)", (project, hour))
+        loop.append(time.perf_counter() - started)
+    single = []
+    for _ in range(3):
+        started = time.perf_counter()
+        conn.execute("select count(guide.aggregate_usage_hourly(p, %s)) from unnest(%s::uuid[]) as p",
+                     (hour, projects))
+        single.append(time.perf_counter() - started)
+
+    # Insert throughput: the same rows into a copy of usage_logs, with and without the trigger.
+    conn.execute("drop schema if exists guide_ingest cascade")
+    conn.execute(template.format(schema="guide_ingest", logs="guide_ingest.usage_logs"))
+    conn.execute("create table guide_ingest.usage_logs (like public.usage_logs including all)")
+    conn.execute("create index on guide_ingest.usage_logs (project_id, created_at)")
+    conn.execute("create table guide_ingest.source as select row_number() over (order by created_at) as rn, *"
+                 " from (select * from public.usage_logs where project_id is not null and created_at is not null"
+                 " order by created_at desc limit %s) as newest", (trigger_rows,))
+    columns = sql.SQL(", ").join(sql.Identifier(r[0]) for r in conn.execute(
+        "select column_name from information_schema.columns where table_schema = 'public'"
+        " and table_name = 'usage_logs' order by ordinal_position"))
+    batch = 1000  # the proxy inserts in small batches
+
+    def insert_all() -> float:
+        conn.execute("truncate guide_ingest.usage_logs, guide_ingest.usage_aggregations_hourly")
+        started = time.perf_counter()
+        for first in range(1, trigger_rows + 1, batch):
+            conn.execute(sql.SQL("insert into guide_ingest.usage_logs ({c}) select {c} from guide_ingest.source"
+                                 " where rn >= %s and rn < %s").format(c=columns), (first, first + batch))
+        return time.perf_counter() - started
+
+    plain = insert_all()
+    conn.execute("create trigger update_aggregations_on_insert after insert on guide_ingest.usage_logs"
+                 " for each row execute function guide_ingest.trigger_update_aggregations()")
+    with_trigger = insert_all()
+    conn.execute("drop schema guide_ingest cascade")
+    return {"guide_projects": len(projects), "guide_loop_s": statistics.median(loop),
+            "guide_single_statement_s": statistics.median(single), "guide_hour": hour.isoformat(),
+            "trigger_rows": trigger_rows, "insert_plain_rows_per_s": trigger_rows / plain,
+            "insert_trigger_rows_per_s": trigger_rows / with_trigger}
+
+
+def run_size(server, rows: int, args: argparse.Namespace) -> dict:
+    log(f"{rows:,} rows: generating")
+    run = Run(fresh_database(server, f"wl_bench_{rows}"))
+    end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=args.repeat + 1)
+    out: dict = {"rows": rows, "generate_s": run.generate(rows, args.days, args.projects, 1, end)}
+    log(f"{rows:,} rows: full build")
+    out.update({f"full_build_{k}": v for k, v in run.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test").items()})
+    with run.connect() as conn:
+        out["floor_full_s"] = floor_seconds(conn, dt.datetime(1900, 1, 1, tzinfo=dt.UTC), repeat=2 if rows >= 5_000_000 else 3)
+        log(f"{rows:,} rows: backfill of {args.days} days")
+        out.update(backfill(run, end, args.days, repeat=1))
+        log(f"{rows:,} rows: incremental builds")
+        out.update(incremental(run, conn, rows, args.days, args.projects, end, args.repeat))
+        log(f"{rows:,} rows: the guide's function loop and trigger")
+        out.update(guide_design(run, conn, args.trigger_rows))
+        log(f"{rows:,} rows: dashboard reads")
+        out.update(dashboard(conn, args.calls))
+        out["table_mib"] = conn.execute("select pg_total_relation_size('public.usage_logs') / 2.0^20").fetchone()[0]
+    return out
+
+
+def postgres_settings(server) -> dict:
+    with psycopg.connect(**database._kwargs({**server.env, "PGDATABASE": "postgres"})) as conn:
+        names = ("server_version", "shared_buffers", "work_mem", "maintenance_work_mem", "max_parallel_workers_per_gather",
+                 "effective_cache_size", "jit")
+        return {n: conn.execute(sql.SQL("show {}").format(sql.Identifier(n))).fetchone()[0] for n in names}
+
+
+def summarise(small: dict, large: dict, server) -> dict:
+    self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    pg = postgres_settings(server)
+    return {
+        "dashboard_p95_ms_10m": max(large["dashboard_busiest_p95_ms"], large["dashboard_median_p95_ms"]),
+        "dashboard_speedup_vs_raw_10m": large["raw_scan_busiest_median_ms"] / large["dashboard_busiest_p50_ms"],
+        "dashboard_speedup_vs_raw_median_project_10m":
+            large["raw_scan_median_median_ms"] / large["dashboard_median_p50_ms"],
+        "incremental_speedup_vs_full_10m": large["full_build_model_s"] / large["incremental_model_s"],
+        "incremental_growth_1m_to_10m": large["incremental_model_s"] / small["incremental_model_s"],
+        "incremental_vs_floor_10m": large["incremental_model_s"] / large["incremental_floor_s"],
+        "incremental_statement_vs_floor_10m": large["incremental_statement_s"] / large["incremental_floor_s"],
+        "incremental_wall_s_10m": large["incremental_wall_s"],
+        "full_build_vs_floor_10m": large["full_build_model_s"] / large["floor_full_s"],
+        "backfill_vs_full_build": large["backfill_model_s"] / large["full_build_model_s"],
+        "speedup_vs_seed_function_loop": large["guide_single_statement_s"] / large["incremental_model_s"],
+        "speedup_vs_seed_function_loop_statement_time":
+            large["guide_single_statement_s"] / large["incremental_statement_s"],
+        "trigger_insert_slowdown": large["insert_plain_rows_per_s"] / large["insert_trigger_rows_per_s"],
+        "peak_rss_runner_mib": self_rss,
+        "peak_rss_dbt_mib": children_rss,
+        "machine": {"cores": os.cpu_count(),
+                    "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+                    "platform": platform.platform()},
+        "postgres_version": pg["server_version"],
+        "postgres_settings": {**pg, "build_work_mem (dbt var, SET LOCAL per aggregate model)": BUILD_WORK_MEM},
+        "sizes": {"small": small, "large": large},
+    }
+
+
+TARGETS = {
+    "dashboard_p95_ms_10m": ("<=", 5),
+    "dashboard_speedup_vs_raw_10m": (">=", 150),
+    "incremental_speedup_vs_full_10m": (">=", 30),
+    "incremental_growth_1m_to_10m": ("<=", 1.3),
+    "incremental_vs_floor_10m": ("<=", 10),
+    "full_build_vs_floor_10m": ("<=", 1.5),
+    "backfill_vs_full_build": ("<=", 1.5),
+    "speedup_vs_seed_function_loop": (">=", 5),
+}
+
+
+def markdown(summary: dict, small: dict, large: dict) -> str:
+    lines = ["| figure | value | target | met |", "|---|---:|---:|:---:|"]
+    for key, value in summary.items():
+        if not isinstance(value, (int, float)):
+            continue
+        target = TARGETS.get(key)
+        met = "" if target is None else ("yes" if (value <= target[1] if target[0] == "<=" else value >= target[1])
+                                         else "no")
+        lines.append(f"| {key} | {value:,.2f} | {'' if target is None else f'{target[0]} {target[1]}'} | {met} |")
+    lines += ["", "| raw figure | 1M | 10M |", "|---|---:|---:|"]
+    for key in large:
+        if isinstance(large[key], (int, float)):
+            lines.append(f"| {key} | {small.get(key, float('nan')):,.3f} | {large[key]:,.3f} |")
+    lines += ["", f"Machine: {summary['machine']}; PostgreSQL {summary['postgres_version']}; settings:"
+              f" {summary['postgres_settings']}"]
+    return "\n".join(lines) + "\n"
+
+
+def chart(small: dict, large: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [small["rows"] / 1e6, large["rows"] / 1e6]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(sizes, [small["raw_scan_busiest_median_ms"], large["raw_scan_busiest_median_ms"]], "o-",
+              label="raw scan (guide's before)")
+    left.plot(sizes, [small["dashboard_busiest_p95_ms"], large["dashboard_busiest_p95_ms"]], "o-",
+              label="get_dashboard_stats p95")
+    left.set(xlabel="history (million rows)", ylabel="ms, busiest project (log)", yscale="log",
+             title="Dashboard read")
+    left.legend()
+    right.plot(sizes, [small["full_build_model_s"], large["full_build_model_s"]], "o-", label="full build")
+    right.plot(sizes, [small["floor_full_s"], large["floor_full_s"]], "o--", label="floor: one GROUP BY")
+    right.plot(sizes, [small["incremental_model_s"], large["incremental_model_s"]], "o-", label="incremental (1 h)")
+    right.set(xlabel="history (million rows)", ylabel="seconds (log)", yscale="log", title="Builds")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--small", type=int, default=1_000_000)
-    parser.add_argument("--large", type=int, default=10_000_000)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", type=int, default=1_000_000, help="rows of the small history")
+    parser.add_argument("--large", type=int, default=10_000_000, help="rows of the large history")
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--projects", type=int, default=1000)
-    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--calls", type=int, default=200, help="dashboard calls per project")
+    parser.add_argument("--repeat", type=int, default=3, help="incremental builds per size")
+    parser.add_argument("--trigger-rows", type=int, default=100_000, help="rows inserted with and without trigger")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.{json,md,png} go")
     args = parser.parse_args()
+    if min(args.small, args.large, args.days, args.projects, args.calls, args.repeat, args.trigger_rows) < 1:
+        parser.error("every size must be at least 1")
 
+    started = time.perf_counter()
     server = database.start_embedded()
-    small = run_size(server, args.small, args.days, args.projects, args.calls)
-    large = run_size(server, args.large, args.days, args.projects, args.calls)
-    with psycopg.connect(**database._kwargs({**server.env, "PGDATABASE": "postgres"})) as conn:
-        version = conn.execute("show server_version").fetchone()[0]
-    summary = {
-        "dashboard_p95_ms_10m": large["dashboard_busiest_p95_ms"],
-        "dashboard_speedup_vs_raw_10m": large["raw_scan_busiest_ms"] / large["dashboard_busiest_p50_ms"],
-        "incremental_speedup_vs_full_10m": large["full_build_db_s"] / large["incremental_db_s"],
-        "incremental_growth_1m_to_10m": large["incremental_db_s"] / small["incremental_db_s"],
-        "incremental_vs_floor_10m": large["incremental_db_s"] / large["floor_window_s"],
-        "full_build_vs_floor_10m": large["full_build_db_s"] / large["floor_full_s"],
-        "machine": {"cores": os.cpu_count(), "memory_gib": round(os.sysconf("SC_PAGE_SIZE")
-                    * os.sysconf("SC_PHYS_PAGES") / 2**30, 1), "platform": platform.platform()},
-        "postgres_version": version,
-        "peak_rss_children_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-        "sizes": {"small": small, "large": large},
-    }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(summary, indent=2, default=str))
-    lines = ["| figure | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.2f} |" for k, v in summary.items() if isinstance(v, float)]
-    (RESULTS / "latest.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    small = run_size(server, args.small, args)
+    large = run_size(server, args.large, args)
+    summary = summarise(small, large, server)
+    summary["bench_wall_s"] = time.perf_counter() - started
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    table = markdown(summary, small, large)
+    (args.out / "latest.md").write_text(table)
+    chart(small, large, args.out / "latest.png")
+    print(table)
     return 0
 
 

@@ -77,12 +77,29 @@
     {{ bucket_floor('(' ~ ts ~ ') + ' ~ step ~ " - interval '1 microsecond'", grain) }}
 {%- endmacro %}
 
-{# Serialise writers of the aggregates: a transaction-level advisory lock, released at commit. #}
+{#
+    Serialise writers of one aggregate table: a transaction-level advisory lock keyed by the table,
+    released at commit. Two builds at once take turns per table; within one build, models that
+    write different tables still run side by side.
+#}
 {% macro lock_aggregates() -%}{{ return(adapter.dispatch('lock_aggregates', 'watchllm_analytics')()) }}{%- endmacro %}
 {% macro default__lock_aggregates() -%}
     {%- if var('use_advisory_lock', true) -%}
-        select pg_advisory_xact_lock(hashtext('watchllm_analytics.aggregates'))
+        select pg_advisory_xact_lock(hashtext('watchllm_analytics.{{ this.schema }}.{{ this.identifier }}'))
     {%- else -%}
         select 1
     {%- endif -%}
+{%- endmacro %}
+
+{#
+    Memory for the sorts and hash tables of one aggregate build (var build_work_mem), set for
+    the model's own transaction only: the one pass over raw rows keeps millions of groups.
+#}
+{% macro set_build_work_mem() -%}{{ return(adapter.dispatch('set_build_work_mem', 'watchllm_analytics')()) }}{%- endmacro %}
+{% macro default__set_build_work_mem() -%}
+    {%- set amount = var('build_work_mem', '512MB') | string | trim -%}
+    {%- if not modules.re.match('^[0-9]{1,7}(kB|MB|GB)$', amount) -%}
+        {{ exceptions.raise_compiler_error("var 'build_work_mem' must be a size like 256MB or 1GB, got: " ~ amount) }}
+    {%- endif -%}
+    set local work_mem = '{{ amount }}'
 {%- endmacro %}

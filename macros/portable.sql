@@ -8,6 +8,10 @@
 {% macro default__utc_hour(ts) -%}
     (date_trunc('hour', ({{ ts }}) at time zone 'UTC') at time zone 'UTC')
 {%- endmacro %}
+{# date_bin (PostgreSQL 14+) is arithmetic on the instant: no time zone conversion per row. #}
+{% macro postgres__utc_hour(ts) -%}
+    date_bin(interval '1 hour', {{ ts }}, timestamptz '2000-01-01 00:00:00+00')
+{%- endmacro %}
 {% macro spark__utc_hour(ts) -%}
     date_trunc('HOUR', {{ ts }})
 {%- endmacro %}
@@ -67,7 +71,7 @@
 {# Aggregate (key, count) rows into a JSON object {key: count}; '{}' when there are none. #}
 {% macro counts_to_map(key, value) -%}{{ return(adapter.dispatch('counts_to_map', 'watchllm_analytics')(key, value)) }}{%- endmacro %}
 {% macro default__counts_to_map(key, value) -%}
-    coalesce(jsonb_object_agg({{ key }}, {{ value }} order by {{ key }}), '{}'::jsonb)
+    coalesce(jsonb_object_agg({{ key }}, {{ value }}), '{}'::jsonb)
 {%- endmacro %}
 {% macro spark__counts_to_map(key, value) -%}
     map_from_entries(collect_list(struct({{ key }}, {{ value }})))
@@ -93,7 +97,11 @@
     round(cast({{ total }} as {{ money_type() }}) / nullif({{ count }}, 0), 2)
 {%- endmacro %}
 
-{# 1 when a boolean expression is true, else 0: for counting with sum(). #}
-{% macro count_if(condition) -%}
+{# The number of rows for which a boolean expression is true (0 when none). #}
+{% macro count_if(condition) -%}{{ return(adapter.dispatch('count_if', 'watchllm_analytics')(condition)) }}{%- endmacro %}
+{% macro default__count_if(condition) -%}
     sum(case when {{ condition }} then 1 else 0 end)
+{%- endmacro %}
+{% macro postgres__count_if(condition) -%}
+    count(*) filter (where {{ condition }})
 {%- endmacro %}

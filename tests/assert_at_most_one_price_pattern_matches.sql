@@ -10,7 +10,7 @@ with recent_models as (
     select distinct provider, model, {{ utc_date('created_at') }} as usage_date
     from {{ ref('int_usage_logs_validated') }}
     where
-        rejection_reason is null
+        is_kept
         and created_at >= {{ dbt.current_timestamp() }} - interval '1 day' * {{ var('quality_window_days') | int }}
 
 ),

@@ -2,8 +2,12 @@
     Materialization `sql_function`: the model's SQL is the body of a database function, created
     (dropped and re-created, so a changed signature applies) in the model's schema in one
     transaction. Config: `arguments`, `argument_types`, `returns`, `language` (default plpgsql),
-    `volatility` (default stable). The function runs with a fixed search_path, so every relation
-    in the body must be schema-qualified (ref() does that).
+    `volatility` (default stable). The function is `security invoker` (it reads with the caller's
+    rights, so row level security applies) and runs with a fixed search_path, so every relation
+    in the body must be schema-qualified (ref() does that), and with JIT and parallel workers
+    off: its queries are small, and compiling them or starting workers would cost more than
+    running them. Grants are lost with the old
+    function: re-apply them in a post-hook (it runs in the same transaction).
 #}
 {% materialization sql_function, adapter='postgres' %}
     {%- set function_name = adapter.quote(schema) ~ '.' ~ adapter.quote(model['alias']) -%}
@@ -19,7 +23,10 @@
         returns {{ config.require('returns') }}
         language {{ config.get('language', 'plpgsql') }}
         {{ config.get('volatility', 'stable') }}
+        security invoker
         set search_path = pg_catalog, pg_temp
+        set jit = off
+        set max_parallel_workers_per_gather = 0
         as $watchllm_function$
         {{ sql }}
         $watchllm_function$

@@ -3,6 +3,8 @@
     (which drops dependent views with CASCADE), so running one model never removes the views and
     the dashboard function built on top of it. Only when the column list changes in a way Postgres
     cannot replace (a column removed or renamed) is the old view dropped first.
+    Views are security_invoker (PostgreSQL 15+): a caller reads through them with its own rights,
+    so the row level security of the tables underneath applies (macros/tenant_access.sql).
 #}
 {% materialization view, adapter='postgres' %}
     {%- set target_relation = this.incorporate(type='view') -%}
@@ -21,7 +23,9 @@
     {%- endif -%}
 
     {% call statement('main') -%}
-        {{ get_replace_view_sql(target_relation, sql) }}
+        create or replace view {{ target_relation }} with (security_invoker = true) as (
+            {{ sql }}
+        )
     {%- endcall %}
 
     {% do persist_docs(target_relation, model) %}

@@ -1,26 +1,13 @@
 {#
     Kept requests with their effective cost, potential cost and savings (contract section 4).
-    A request is priced by the exact provider+model period containing its UTC date, else by the
-    one provider pattern that matches its model. Unknown stays NULL and marks the row unpriced.
+    The price comes from macros/match_model_prices.sql; unknown stays NULL and marks the row
+    unpriced. int_usage_hourly_by_model applies the same rules to hourly sums instead of rows.
 #}
 
 with kept_requests as (
 
     select * from {{ ref('int_usage_logs_validated') }}
-    where rejection_reason is null
-
-),
-
-model_prices as (
-
-    select * from {{ ref('stg_pricing__model_prices') }}
-
-),
-
-pattern_prices as (
-
-    select * from model_prices
-    where model_pattern is not null
+    where is_kept
 
 ),
 
@@ -35,25 +22,7 @@ requests_dated as (
 
 price_matched as (
 
-    select
-        requests_dated.*,
-        coalesce(exact_price.input_usd_per_1m, pattern_price.input_usd_per_1m) as input_usd_per_1m,
-        coalesce(exact_price.output_usd_per_1m, pattern_price.output_usd_per_1m) as output_usd_per_1m
-
-    from requests_dated
-    left join model_prices as exact_price
-        on
-            requests_dated.provider = exact_price.provider
-            and requests_dated.model = exact_price.model
-            and requests_dated.usage_date >= exact_price.valid_from
-            and (exact_price.valid_to is null or requests_dated.usage_date < exact_price.valid_to)
-    left join pattern_prices as pattern_price
-        on
-            exact_price.provider is null
-            and requests_dated.provider = pattern_price.provider
-            and {{ regex_matches('requests_dated.model', 'pattern_price.model_pattern') }}
-            and requests_dated.usage_date >= pattern_price.valid_from
-            and (pattern_price.valid_to is null or requests_dated.usage_date < pattern_price.valid_to)
+    {{ match_model_prices('requests_dated', 'usage_date') }}
 
 ),
 

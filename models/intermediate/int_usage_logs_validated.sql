@@ -1,6 +1,8 @@
 {#
-    Every usage_logs row with its verdict (contract section 3, "Rejected"): `rejection_reason`
-    names every rule the row breaks, and is NULL for a row the aggregates keep.
+    Every usage_logs row with its verdict (contract section 3, "Rejected"): `is_kept` says whether
+    the aggregates keep it, and `rejection_reason` names every rule a rejected row breaks (NULL for
+    a kept row). `is_kept` is plain predicates so the planner can estimate it and the text of the
+    reason is only built for the rows the quarantine view reads.
 #}
 
 with usage_logs as (
@@ -13,6 +15,15 @@ judged as (
 
     select
         *,
+        (
+            project_id is not null
+            and created_at is not null
+            and created_at <= {{ dbt.current_timestamp() }} + {{ minutes(var('future_tolerance_minutes')) }}
+            and tokens_input >= 0
+            and tokens_output >= 0
+            and (recorded_cost_usd is null or recorded_cost_usd >= 0)
+            and (recorded_potential_cost_usd is null or recorded_potential_cost_usd >= 0)
+        ) as is_kept,
         nullif(concat_ws('; ',
             case when project_id is null then 'project_id is null' end,
             case when created_at is null then 'created_at is null' end,

@@ -1,8 +1,9 @@
 {#
     The dashboard function (contract section 6). Closed days come from usage_aggregations_daily;
     the still-open tail (everything the next scheduled build would rebuild) is read from
-    int_usage_hourly_by_model and, past its newest hour minus the lookback, from the same priced
-    request view the build uses, so a figure does not change when a build catches up.
+    int_usage_hourly_by_model and, past its newest hour minus the lookback, from the requests
+    through the same query the build runs (aggregate_requests_by_hour), so a figure does not
+    change when a build catches up.
 #}
 
 {{
@@ -102,24 +103,25 @@ begin
 
         select
             project_id,
-            usage_date,
+            {{ utc_date('hour_start') }},
             provider,
             model,
-            1,
-            case when is_cached then 1 else 0 end,
+            total_requests,
+            cached_requests,
             tokens_input,
             tokens_output,
-            cost_usd,
-            potential_cost_usd,
-            savings_usd,
-            latency_ms,
-            case when latency_ms is null then 0 else 1 end,
-            case when is_unpriced then 1 else 0 end
-        from {{ ref('int_usage_logs_priced') }}
-        where
-            project_id = p_project_id
-            and created_at >= greatest(v_open_from, {{ utc_midnight('v_open_day') }})
-            and created_at < {{ utc_midnight('v_today + 1') }}
+            total_cost_usd,
+            total_potential_cost_usd,
+            total_savings_usd,
+            latency_sum_ms,
+            latency_count,
+            unpriced_requests
+        from (
+            {{ aggregate_requests_by_hour(
+                "project_id = p_project_id and created_at >= greatest(v_open_from, " ~ utc_midnight('v_open_day')
+                ~ ") and created_at < " ~ utc_midnight('v_today + 1')
+            ) | indent(12) }}
+        ) as not_yet_built
 
     ),
 

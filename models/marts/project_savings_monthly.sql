@@ -11,7 +11,7 @@
         indexes=[
             {'columns': ['project_id', 'month'], 'unique': true},
         ],
-        pre_hook=[lock_aggregates()],
+        pre_hook=["{{ lock_aggregates() }}", "{{ set_build_work_mem() }}"],
     )
 }}
 

@@ -12,7 +12,7 @@
             {'columns': ['project_id', 'date'], 'unique': true},
             {'columns': ['date']},
         ],
-        pre_hook=[lock_aggregates()],
+        pre_hook=["{{ lock_aggregates() }}", "{{ set_build_work_mem() }}"],
     )
 }}
 

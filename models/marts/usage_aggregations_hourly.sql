@@ -12,7 +12,7 @@
             {'columns': ['project_id', 'hour_start'], 'unique': true},
             {'columns': ['hour_start']},
         ],
-        pre_hook=[lock_aggregates()],
+        pre_hook=["{{ lock_aggregates() }}", "{{ set_build_work_mem() }}"],
     )
 }}
 

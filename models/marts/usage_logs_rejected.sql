@@ -27,7 +27,7 @@ rejected as (
         is_cached as cached,
         latency_ms
     from validated
-    where rejection_reason is not null
+    where not is_kept
 
 )
 

@@ -1,0 +1,141 @@
+{#
+    Kept requests matching `request_filter` (SQL over int_usage_logs_validated's columns),
+    aggregated per project, UTC hour, provider and model and priced: the query behind
+    int_usage_hourly_by_model, and the one get_dashboard_stats runs over the requests no build has
+    aggregated yet, so both apply the contract's rules with the same code.
+
+    Pricing happens after the pass, on the hourly sums: a price is constant for a provider, model
+    and UTC date, so the list price of a group of rows is the price times their token sums
+    (exact in numeric). The pass therefore only splits every sum by the pricing case the contract
+    gives each row (section 4), and the price is looked up once per group:
+      recorded    - not cached with a recorded cost, or cached with a recorded potential > 0
+      list        - not cached without a recorded cost: cost = potential = list price
+      cached_list - cached without a recorded potential: cost = recorded or 0, potential = list price
+    int_usage_logs_priced applies the same rules row by row (for backfill-potential-cost).
+#}
+{% macro aggregate_requests_by_hour(request_filter) -%}
+with kept_requests as (
+
+    select * from {{ ref('int_usage_logs_validated') }}
+    where
+        is_kept
+        and {{ request_filter }}
+
+),
+
+classified as (
+
+    select
+        project_id,
+        {{ utc_hour('created_at') }} as hour_start,
+        provider,
+        model,
+        is_cached,
+        tokens_input,
+        tokens_output,
+        latency_ms,
+        recorded_cost_usd,
+        recorded_potential_cost_usd,
+        case
+            when not is_cached and recorded_cost_usd is null then 'list'
+            when is_cached and not coalesce(recorded_potential_cost_usd > 0, false) then 'cached_list'
+            else 'recorded'
+        end as pricing_case
+    from kept_requests
+
+),
+
+hourly_sums as (
+
+    select
+        project_id,
+        hour_start,
+        provider,
+        model,
+        count(*) as total_requests,
+        {{ count_if('is_cached') }} as cached_requests,
+        sum(tokens_input) as tokens_input,
+        sum(tokens_output) as tokens_output,
+        sum(latency_ms) as latency_sum_ms,
+        count(latency_ms) as latency_count,
+        -- recorded: cost and potential straight from the row
+        sum(case when pricing_case = 'recorded' then coalesce(recorded_cost_usd, 0) end) as recorded_cost_usd,
+        sum(
+            case
+                when pricing_case = 'recorded' and is_cached then recorded_potential_cost_usd
+                when pricing_case = 'recorded' then recorded_cost_usd
+            end
+        ) as recorded_potential_cost_usd,
+        -- list: priced from the token sums below
+        {{ count_if("pricing_case = 'list'") }} as list_requests,
+        sum(case when pricing_case = 'list' then tokens_input else 0 end) as list_tokens_input,
+        sum(case when pricing_case = 'list' then tokens_output else 0 end) as list_tokens_output,
+        -- cached_list: cost recorded (or 0), potential priced from the token sums below
+        {{ count_if("pricing_case = 'cached_list'") }} as cached_list_requests,
+        sum(case when pricing_case = 'cached_list' then coalesce(recorded_cost_usd, 0) end) as cached_list_cost_usd,
+        sum(case when pricing_case = 'cached_list' then tokens_input else 0 end) as cached_list_tokens_input,
+        sum(case when pricing_case = 'cached_list' then tokens_output else 0 end) as cached_list_tokens_output
+    from classified
+    group by project_id, hour_start, provider, model
+
+),
+
+dated_sums as (
+
+    select
+        *,
+        {{ utc_date('hour_start') }} as usage_date
+    from hourly_sums
+
+),
+
+priced_sums as (
+
+    {{ match_model_prices('dated_sums', 'usage_date') }}
+
+),
+
+list_priced as (
+
+    select
+        *,
+        case when list_requests > 0 then
+            {{ usd_for_tokens('list_tokens_input', 'input_usd_per_1m') }}
+            + {{ usd_for_tokens('list_tokens_output', 'output_usd_per_1m') }}
+        end as list_cost_usd,
+        case when cached_list_requests > 0 then
+            {{ usd_for_tokens('cached_list_tokens_input', 'input_usd_per_1m') }}
+            + {{ usd_for_tokens('cached_list_tokens_output', 'output_usd_per_1m') }}
+        end as cached_list_potential_usd,
+        (input_usd_per_1m is null or output_usd_per_1m is null) as is_unpriced
+    from priced_sums
+
+),
+
+final as (
+
+    select
+        project_id,
+        hour_start,
+        provider,
+        model,
+        total_requests,
+        cached_requests,
+        tokens_input,
+        tokens_output,
+        {{ add_known('recorded_cost_usd', add_known('list_cost_usd', 'cached_list_cost_usd')) }} as total_cost_usd,
+        {{ add_known('recorded_potential_cost_usd', add_known('list_cost_usd', 'cached_list_potential_usd')) }}
+            as total_potential_cost_usd,
+        {{ add_known(
+            'recorded_potential_cost_usd - recorded_cost_usd',
+            add_known('list_cost_usd - list_cost_usd', 'cached_list_potential_usd - cached_list_cost_usd')
+        ) }} as total_savings_usd,
+        case when is_unpriced then list_requests + cached_list_requests else 0 end as unpriced_requests,
+        latency_sum_ms,
+        latency_count
+    from list_priced
+
+)
+
+select * from final
+{%- endmacro %}
