@@ -51,7 +51,7 @@ bench: setup
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: setup
-	$(BIN)/ruff check orchestration tests
+	$(BIN)/ruff check orchestration tests bench
 	$(CLI) dbt compile --quiet
 	$(BIN)/sqlfluff lint --processes 2 --rules CP01,CP02,CP03,CP04,AL,AM,CV \
 		$$(find target/compiled/watchllm_analytics/models -name '*.sql' -not -path '*.yml/*' -not -name get_dashboard_stats.sql)
