@@ -103,3 +103,26 @@
     {%- endif -%}
     set local work_mem = '{{ amount }}'
 {%- endmacro %}
+
+{#
+    on-run-start: a range rebuild that reaches back before the oldest raw row says so. Buckets
+    without raw rows are skipped (bucket_replace only replaces buckets the new batch mentions),
+    so their aggregates stay as they are.
+#}
+{% macro report_rebuild_coverage() -%}
+    {%- if execute and is_range_rebuild() -%}
+        {%- set coverage_query -%}
+            select
+                cast(min(created_at) as text) as oldest,
+                coalesce(min(created_at) > {{ utc_literal(rebuild_bound('start')) }}, true) as starts_before_raw
+            from {{ source('proxy', 'usage_logs') }}
+        {%- endset -%}
+        {%- set row = run_query(coverage_query).rows[0] -%}
+        {%- if row['starts_before_raw'] -%}
+            {{ log("range rebuild from " ~ rebuild_bound('start') ~ " UTC: usage_logs has no rows before "
+                ~ (row['oldest'] or 'now (it is empty)') ~ " (retention?): buckets before that are skipped"
+                ~ " and keep their aggregates", info=True) }}
+        {%- endif -%}
+    {%- endif -%}
+    select 1
+{%- endmacro %}

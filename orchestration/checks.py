@@ -1,4 +1,4 @@
-"""Asset checks beyond dbt's tests: the cache hit-rate drop alert and usage_logs freshness."""
+"""Asset checks beyond dbt's tests: daily vs raw reconciliation, the cache hit-rate drop alert, freshness."""
 
 import datetime as dt
 import os
@@ -7,7 +7,7 @@ from decimal import Decimal
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check, build_last_update_freshness_checks
 from psycopg import sql
 
-from orchestration import database, settings
+from orchestration import database, reconcile, settings
 
 HIT_RATE_DROP_POINTS = Decimal(os.environ.get("WATCHLLM_HIT_RATE_DROP_POINTS", "10"))
 HIT_RATE_MIN_REQUESTS = int(os.environ.get("WATCHLLM_HIT_RATE_MIN_REQUESTS", "100"))
@@ -59,6 +59,28 @@ def cache_hit_rate_drop() -> AssetCheckResult:
             "projects_dropped": len(drops),
             "threshold_points": float(HIT_RATE_DROP_POINTS),
             "worst": ", ".join(f"{p}: {d}% vs {w}%" for p, d, w in drops[:5]) or "none",
+        },
+    )
+
+
+@asset_check(asset=AssetKey(["usage_aggregations_daily"]), name="daily_matches_raw_rows", blocking=False)
+def daily_matches_raw_rows() -> AssetCheckResult:
+    """Fails when a closed day of the last WATCHLLM_RECONCILE_DAYS (default 7) differs from the kept raw
+    rows: rows that arrived later than the lookback window. Heal: backfill the reported days
+    (daily_usage partitions) or run `watchllm-analytics reconcile --heal`."""
+    with database.cursor(database.resolve()) as cur:
+        mismatches = reconcile.mismatched_days(cur, reconcile.DEFAULT_WINDOW_DAYS)
+    ranges = reconcile.day_ranges([m.day for m in mismatches])
+    return AssetCheckResult(
+        passed=not mismatches,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "window_days": reconcile.DEFAULT_WINDOW_DAYS,
+            "days_differing": len(mismatches),
+            "days": ", ".join(str(m.day) for m in mismatches) or "none",
+            "worst": mismatches[0].describe() if mismatches else "none",
+            "heal": ("backfill daily_usage partitions " + ", ".join(f"{s}..{e}" for s, e in ranges)
+                     + " or run `watchllm-analytics reconcile --heal`") if ranges else "nothing to heal",
         },
     )
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 
-from orchestration import backfill, database, generate, pricing, settings, stats
+from orchestration import backfill, database, generate, pricing, reconcile, retention, settings, stats
 from orchestration.dbt_runner import run_dbt
 from orchestration.errors import UserError
 
@@ -108,6 +109,53 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    conn = database.resolve()
+    with database.cursor(conn) as cur:
+        mismatches = reconcile.mismatched_days(cur, args.days)
+    if not mismatches:
+        print(f"every closed day of the last {args.days} agrees with the raw rows")
+        return 0
+    print(f"{len(mismatches)} day(s) differ from the raw rows (rows later than the lookback window?):")
+    for mismatch in mismatches:
+        print(f"  {mismatch.describe()}")
+    if not args.heal:
+        print("heal them with: watchllm-analytics reconcile --heal (a range rebuild of exactly those days)")
+        return 1
+    for start, end in reconcile.day_ranges([m.day for m in mismatches]):
+        print(f"rebuilding {start} .. {end} (end exclusive)")
+        if run_dbt(conn, reconcile.rebuild_args(start, end)).returncode != 0:
+            raise UserError(f"the rebuild of {start} .. {end} failed: see dbt's output above, then run it again")
+    with database.cursor(conn) as cur:
+        left = reconcile.mismatched_days(cur, args.days)
+    if left:
+        raise UserError(f"{len(left)} day(s) still differ after the rebuild, e.g. {left[0].describe()}")
+    print("healed: every closed day agrees with the raw rows")
+    return 0
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    start = _parse_date(args.start, "--start")
+    end = _parse_date(args.end, "--end")
+    return run_dbt(database.resolve(), reconcile.rebuild_args(start, end)).returncode
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    policy = retention.Policy(
+        raw_days=retention.parse_days(args.raw_days, "--raw-days"),
+        hourly_days=retention.parse_days(args.hourly_days, "--hourly-days"),
+        daily_days=retention.parse_days(args.daily_days, "--daily-days"),
+    )
+    with database.connect(database.resolve(), autocommit=True) as conn:
+        deleted = retention.apply(conn, policy, batch_size=args.batch_size, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    for table, count in deleted.items():
+        print(f"{table}: {verb} {count:,} rows")
+    if not deleted:
+        print("nothing to do: every table is kept forever")
+    return 0
+
+
 def cmd_pricing_import(args: argparse.Namespace) -> int:
     as_of = _parse_date(args.as_of, "--as-of")
     seed = Path(args.seed)
@@ -169,6 +217,24 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--dry-run", action="store_true", help="only print the counts")
     bf.add_argument("--batch-size", type=int, default=10_000)
     bf.set_defaults(func=cmd_backfill)
+
+    rc = sub.add_parser("reconcile", help="compare recent closed days with the raw rows; --heal rebuilds them")
+    rc.add_argument("--days", type=int, default=reconcile.DEFAULT_WINDOW_DAYS, help="window of closed days")
+    rc.add_argument("--heal", action="store_true", help="rebuild the days that differ, then check again")
+    rc.set_defaults(func=cmd_reconcile)
+
+    rb = sub.add_parser("rebuild", help="rebuild every aggregate for UTC days [--start, --end) from the raw rows")
+    rb.add_argument("--start", required=True, help="first UTC day, YYYY-MM-DD")
+    rb.add_argument("--end", required=True, help="UTC day after the last, YYYY-MM-DD")
+    rb.set_defaults(func=cmd_rebuild)
+
+    rt = sub.add_parser("retention", help="delete raw logs and aggregates older than the retention policy")
+    rt.add_argument("--raw-days", default=os.environ.get("WATCHLLM_RETAIN_RAW_DAYS", "forever"))
+    rt.add_argument("--hourly-days", default=os.environ.get("WATCHLLM_RETAIN_HOURLY_DAYS", "90"))
+    rt.add_argument("--daily-days", default=os.environ.get("WATCHLLM_RETAIN_DAILY_DAYS", "365"))
+    rt.add_argument("--batch-size", type=int, default=10_000)
+    rt.add_argument("--dry-run", action="store_true", help="only count what would go")
+    rt.set_defaults(func=cmd_retention)
 
     pr = sub.add_parser("pricing", help="maintain the pricing seed")
     pr_sub = pr.add_subparsers(dest="pricing_command", required=True)

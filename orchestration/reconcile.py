@@ -1,0 +1,144 @@
+"""Reconciliation: closed recent days where the daily aggregates disagree with the raw rows, and the fix.
+
+A row that arrives later than the lookback window is never picked up by a scheduled build; this
+compares, per UTC day, the kept raw rows (through int_usage_logs_priced, the row-level rules)
+with usage_aggregations_daily (built through the hourly pass), and heals reported days with a
+range rebuild of exactly those days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from orchestration import settings
+from orchestration.errors import UserError
+
+DEFAULT_WINDOW_DAYS = int(os.environ.get("WATCHLLM_RECONCILE_DAYS", "7"))
+MAX_WINDOW_DAYS = 366
+# dbt_project.yml's var lookback_hours: days the next scheduled build still reaches are open, not checked
+LOOKBACK_HOURS = int(os.environ.get("WATCHLLM_LOOKBACK_HOURS", "3"))
+
+# Closed days: after the oldest day that still has raw rows (retention may have cut it part-way),
+# before the day the next scheduled build still rebuilds.
+WINDOW_SQL = """
+with bounds as (
+    select ((max(hour_start) - %(lookback)s * interval '1 hour') at time zone 'UTC')::date as open_day
+    from {hourly}
+)
+select
+    greatest(open_day - %(days)s, (select (min(created_at) at time zone 'UTC')::date + 1 from {logs})) as first_day,
+    open_day
+from bounds
+"""
+
+COMPARE_SQL = """
+with raw_days as (
+    select
+        usage_date as day,
+        count(*) as requests,
+        count(*) filter (where is_cached) as cached_requests,
+        sum(tokens_input) as tokens_input,
+        sum(tokens_output) as tokens_output,
+        sum(cost_usd) as cost_usd,
+        sum(potential_cost_usd) as potential_cost_usd
+    from {priced}
+    where created_at >= (%(first_day)s::date::timestamp at time zone 'UTC')
+      and created_at < (%(open_day)s::date::timestamp at time zone 'UTC')
+    group by usage_date
+),
+aggregated_days as (
+    select
+        date as day,
+        sum(total_requests) as requests,
+        sum(cached_requests) as cached_requests,
+        sum(tokens_input) as tokens_input,
+        sum(tokens_output) as tokens_output,
+        sum(total_cost_usd) as cost_usd,
+        sum(total_potential_cost_usd) as potential_cost_usd
+    from {daily}
+    where date >= %(first_day)s and date < %(open_day)s
+    group by date
+)
+select
+    day,
+    coalesce(raw_days.requests, 0) as raw_requests,
+    coalesce(aggregated_days.requests, 0) as aggregated_requests,
+    raw_days.cost_usd as raw_cost_usd,
+    aggregated_days.cost_usd as aggregated_cost_usd
+from raw_days
+full join aggregated_days using (day)
+where (raw_days.requests, raw_days.cached_requests, raw_days.tokens_input, raw_days.tokens_output,
+       raw_days.cost_usd, raw_days.potential_cost_usd)
+      is distinct from
+      (aggregated_days.requests, aggregated_days.cached_requests, aggregated_days.tokens_input,
+       aggregated_days.tokens_output, aggregated_days.cost_usd, aggregated_days.potential_cost_usd)
+order by day
+"""
+
+
+@dataclass(frozen=True)
+class DayMismatch:
+    day: dt.date
+    raw_requests: int
+    aggregated_requests: int
+    raw_cost_usd: object
+    aggregated_cost_usd: object
+
+    def describe(self) -> str:
+        return (
+            f"{self.day}: raw {self.raw_requests} requests / ${self.raw_cost_usd}, "
+            f"aggregated {self.aggregated_requests} requests / ${self.aggregated_cost_usd}"
+        )
+
+
+def check_window(days: int) -> None:
+    if not isinstance(days, int) or days < 1 or days > MAX_WINDOW_DAYS:
+        raise UserError(f"the reconciliation window must be 1..{MAX_WINDOW_DAYS} days, got {days}")
+
+
+def mismatched_days(cur, days: int = DEFAULT_WINDOW_DAYS) -> list[DayMismatch]:
+    """Closed days of the last `days` whose daily aggregates differ from the kept raw rows."""
+    check_window(days)
+    schema = settings.analytics_schema()
+    window = cur.execute(
+        sql.SQL(WINDOW_SQL).format(
+            logs=sql.Identifier(settings.source_schema(), "usage_logs"),
+            hourly=sql.Identifier(schema, "int_usage_hourly_by_model"),
+        ),
+        {"days": days, "lookback": LOOKBACK_HOURS},
+    ).fetchone()
+    first_day, open_day = window[0], window[1]
+    if first_day is None or open_day is None or first_day >= open_day:
+        return []
+    rows = cur.execute(
+        sql.SQL(COMPARE_SQL).format(
+            priced=sql.Identifier(schema, "int_usage_logs_priced"),
+            daily=sql.Identifier(schema, "usage_aggregations_daily"),
+        ),
+        {"first_day": first_day, "open_day": open_day},
+    ).fetchall()
+    return [DayMismatch(*row) for row in rows]
+
+
+def day_ranges(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """Consecutive days merged into [start, end) ranges."""
+    ranges: list[tuple[dt.date, dt.date]] = []
+    for day in sorted(set(days)):
+        if ranges and ranges[-1][1] == day:
+            ranges[-1] = (ranges[-1][0], day + dt.timedelta(days=1))
+        else:
+            ranges.append((day, day + dt.timedelta(days=1)))
+    return ranges
+
+
+def rebuild_args(start: dt.date, end: dt.date) -> list[str]:
+    """dbt arguments that rebuild every aggregate for the UTC days [start, end)."""
+    if end <= start:
+        raise UserError(f"the rebuild range is empty: start {start} must be before end {end}")
+    range_vars = json.dumps({"start": start.isoformat(), "end": end.isoformat()})
+    return ["build", "--select", "int_usage_hourly_by_model+", "--vars", range_vars]
