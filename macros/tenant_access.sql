@@ -4,6 +4,9 @@
     creates or re-creates is never visible without its row level security, policy and grants.
 
     vars (dbt_project.yml):
+      tenant_policies              auto (default): policies and grants only where auth.uid()
+                                   exists (a Supabase database); on: always; off: never. RLS is
+                                   enabled either way, so without a policy end users read nothing
       tenant_roles                 roles of signed-in end users, default ['authenticated'];
                                    roles that do not exist are skipped (a plain Postgres has none)
       tenant_membership_predicate  SQL over the row's `project_id` that is true when the caller may
@@ -24,6 +27,11 @@
         {%- endif -%}
     {%- endfor -%}
     {%- if not execute or wanted | length == 0 -%}{{ return([]) }}{%- endif -%}
+    {%- set mode = var('tenant_policies', 'auto') -%}
+    {%- if mode == 'off' -%}{{ return([]) }}{%- endif -%}
+    {%- if mode == 'auto' and run_query("select to_regprocedure('auth.uid()') is not null")[0][0] is false -%}
+        {{ return([]) }}
+    {%- endif -%}
     {%- set found = run_query("select rolname from pg_roles where rolname in ('" ~ wanted | join("', '") ~ "') order by 1") -%}
     {{ return(found.columns[0].values() | list) }}
 {%- endmacro %}
