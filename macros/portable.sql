@@ -44,11 +44,19 @@
 {%- endmacro %}
 
 {# A span of whole hours or minutes. #}
-{% macro hours(n) -%}{{ return(adapter.dispatch('hours', 'watchllm_analytics')(n)) }}{%- endmacro %}
+{% macro hours(n) -%}{{ return(adapter.dispatch('hours', 'watchllm_analytics')(whole_number(n, 'hours'))) }}{%- endmacro %}
 {% macro default__hours(n) -%}
     (interval '1 hour' * {{ n | int }})
 {%- endmacro %}
-{% macro minutes(n) -%}{{ return(adapter.dispatch('minutes', 'watchllm_analytics')(n)) }}{%- endmacro %}
+{% macro minutes(n) -%}{{ return(adapter.dispatch('minutes', 'watchllm_analytics')(whole_number(n, 'minutes'))) }}{%- endmacro %}
+
+{# A var that must be a whole number (lookback_hours, future_tolerance_minutes): refuse anything else. #}
+{% macro whole_number(n, what) -%}
+    {%- if not modules.re.match('^\s*\d{1,6}\s*$', n | string) -%}
+        {{ exceptions.raise_compiler_error("a number of " ~ what ~ " must be a whole number >= 0, got: " ~ n) }}
+    {%- endif -%}
+    {{ return(n | int) }}
+{%- endmacro %}
 {% macro default__minutes(n) -%}
     (interval '1 minute' * {{ n | int }})
 {%- endmacro %}
