@@ -35,11 +35,18 @@ def parse_days(text: str | int | None, what: str) -> int | None:
 
 @dataclass(frozen=True)
 class Policy:
-    raw_days: int | None = parse_days(os.environ.get("WATCHLLM_RETAIN_RAW_DAYS"), "WATCHLLM_RETAIN_RAW_DAYS")
-    hourly_days: int | None = parse_days(os.environ.get("WATCHLLM_RETAIN_HOURLY_DAYS", "90"),
-                                         "WATCHLLM_RETAIN_HOURLY_DAYS")
-    daily_days: int | None = parse_days(os.environ.get("WATCHLLM_RETAIN_DAILY_DAYS", "365"),
-                                        "WATCHLLM_RETAIN_DAILY_DAYS")
+    raw_days: int | None = FOREVER
+    hourly_days: int | None = 90
+    daily_days: int | None = 365
+
+    @classmethod
+    def from_env(cls) -> Policy:
+        """WATCHLLM_RETAIN_RAW_DAYS / _HOURLY_DAYS / _DAILY_DAYS: a number of days or 'forever'."""
+        return cls(
+            raw_days=parse_days(os.environ.get("WATCHLLM_RETAIN_RAW_DAYS"), "WATCHLLM_RETAIN_RAW_DAYS"),
+            hourly_days=parse_days(os.environ.get("WATCHLLM_RETAIN_HOURLY_DAYS", "90"), "WATCHLLM_RETAIN_HOURLY_DAYS"),
+            daily_days=parse_days(os.environ.get("WATCHLLM_RETAIN_DAILY_DAYS", "365"), "WATCHLLM_RETAIN_DAILY_DAYS"),
+        )
 
     def targets(self) -> list[tuple[str, str, str, int | None]]:
         """(schema, table, time column, days) for every table the policy trims."""
@@ -58,8 +65,9 @@ def cutoff(days: int, today: dt.date) -> dt.datetime:
     return dt.datetime.combine(today - dt.timedelta(days=days), dt.time(), tzinfo=dt.UTC)
 
 
-def apply(conn, policy: Policy, batch_size: int = 10_000, dry_run: bool = False, today: dt.date | None = None,
-          progress=None) -> dict[str, int]:
+def apply(
+    conn, policy: Policy, batch_size: int = 10_000, dry_run: bool = False, today: dt.date | None = None, progress=None
+) -> dict[str, int]:
     """Delete what the policy no longer keeps, `batch_size` rows per transaction; rows deleted per table."""
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")

@@ -7,7 +7,7 @@ from orchestration import database, retention
 
 @op(description="Delete raw logs and aggregates older than the WATCHLLM_RETAIN_* policy, in batches.")
 def apply_retention_policy(context: OpExecutionContext) -> None:
-    policy = retention.Policy()
+    policy = retention.Policy.from_env()
     with database.connect(database.resolve(), autocommit=True) as conn:
         deleted = retention.apply(conn, policy, progress=context.log.debug)
     for table, count in deleted.items():

@@ -137,6 +137,29 @@ def test_retention_deletes_in_batches_and_aggregates_outlive_the_raw_rows(make_d
     assert hourly == kept
 
 
+def test_the_dagster_retention_job_applies_the_configured_policy(make_db, monkeypatch):
+    db = make_db("wl_test_retention_job")
+    db.generate(rows=3000, days=6, projects=3, seed=33)
+    db.build_models()
+    today = db.query("select (now() at time zone 'UTC')::date as d")[0]["d"]
+    cutoff = dt.datetime.combine(today - dt.timedelta(days=2), dt.time(), tzinfo=dt.UTC)
+    daily_before = table(db, "usage_aggregations_daily", ("project_id", "date"))
+    for name, value in {**db.env, "WATCHLLM_RETAIN_HOURLY_DAYS": "2", "WATCHLLM_RETAIN_DAILY_DAYS": "forever"}.items():
+        monkeypatch.setenv(name, value)
+    from orchestration.retention_job import retention_job
+
+    assert retention_job.execute_in_process().success
+    assert (
+        db.query("select count(*) as n from analytics.usage_aggregations_hourly where hour_start < %s", (cutoff,))[0][
+            "n"
+        ]
+        == 0
+    )
+    assert db.query("select count(*) as n from analytics.usage_aggregations_hourly")[0]["n"] > 0
+    assert table(db, "usage_aggregations_daily", ("project_id", "date")) == daily_before
+    assert db.query("select count(*) as n from public.usage_logs where created_at < %s", (cutoff,))[0]["n"] > 0
+
+
 def test_retention_rejects_bad_periods(make_db):
     db = make_db("wl_test_retention_args")
     for flag, value in (("--raw-days", "0"), ("--hourly-days", "-5"), ("--daily-days", "ten")):
