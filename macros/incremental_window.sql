@@ -80,12 +80,20 @@
 {#
     Serialise writers of one aggregate table: a transaction-level advisory lock keyed by the table,
     released at commit. Two builds at once take turns per table; within one build, models that
-    write different tables still run side by side.
+    write different tables still run side by side. A build that waits longer than var
+    lock_wait_timeout (default 30min) for another one fails with "canceling statement due to lock
+    timeout" and changes nothing.
 #}
 {% macro lock_aggregates() -%}{{ return(adapter.dispatch('lock_aggregates', 'watchllm_analytics')()) }}{%- endmacro %}
 {% macro default__lock_aggregates() -%}
+    {%- set wait = var('lock_wait_timeout', '30min') | string | trim -%}
+    {%- if not modules.re.match('^[0-9]{1,6}(ms|s|min|h)$', wait) -%}
+        {{ exceptions.raise_compiler_error("var 'lock_wait_timeout' must be a duration like 90s or 30min, got: " ~ wait) }}
+    {%- endif -%}
     {%- if var('use_advisory_lock', true) -%}
-        select pg_advisory_xact_lock(hashtext('watchllm_analytics.{{ this.schema }}.{{ this.identifier }}'))
+        set local lock_timeout = '{{ wait }}';
+        select pg_advisory_xact_lock(hashtext('watchllm_analytics.{{ this.schema }}.{{ this.identifier }}'));
+        set local lock_timeout = 0
     {%- else -%}
         select 1
     {%- endif -%}

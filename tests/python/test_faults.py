@@ -69,6 +69,21 @@ def test_database_restart_during_a_build_fails_clearly_and_the_next_build_heals(
     assert_matches_raw(db)
 
 
+def test_a_build_that_waits_too_long_for_another_gives_up_cleanly(db):
+    before = snapshot(db)
+    holder = psycopg.connect(**database._kwargs(db.env), autocommit=True)
+    try:
+        holder.execute("select pg_advisory_lock(hashtext('watchllm_analytics.analytics.int_usage_hourly_by_model'))")
+        result = db.dbt("run", "--vars", '{lock_wait_timeout: "2s"}', check=False)
+    finally:
+        holder.close()
+    assert result.returncode != 0
+    assert "lock timeout" in result.stdout, result.stdout[-3000:]
+    assert snapshot(db) == before
+    db.dbt("run")
+    assert_matches_raw(db)
+
+
 def test_rows_later_than_the_lookback_are_reported_and_a_backfill_of_those_days_heals_them(db, monkeypatch):
     db.dbt("run")
     assert_matches_raw(db)

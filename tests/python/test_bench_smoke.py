@@ -1,0 +1,52 @@
+"""`make bench` still works: a tiny run (no timing is judged here, only that every figure is produced)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO
+
+REQUIRED = (
+    "dashboard_p95_ms_10m",
+    "dashboard_speedup_vs_raw_10m",
+    "incremental_speedup_vs_full_10m",
+    "incremental_growth_1m_to_10m",
+    "incremental_vs_floor_10m",
+    "full_build_vs_floor_10m",
+    "backfill_vs_full_build",
+    "speedup_vs_seed_function_loop",
+    "trigger_insert_slowdown",
+)
+
+
+def test_the_benchmark_runs_end_to_end_and_writes_every_figure(server, tmp_path):
+    args = [
+        "--small",
+        "3000",
+        "--large",
+        "6000",
+        "--days",
+        "3",
+        "--projects",
+        "20",
+        "--calls",
+        "5",
+        "--repeat",
+        "1",
+        "--trigger-rows",
+        "300",
+        "--out",
+        str(tmp_path),
+    ]
+    result = subprocess.run(
+        [sys.executable, "bench/run.py", *args], cwd=REPO, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = json.loads((tmp_path / "latest.json").read_text())
+    for key in REQUIRED:
+        assert isinstance(figures[key], (int, float)) and figures[key] > 0, (key, figures.get(key))
+    assert figures["machine"]["cores"] >= 1 and figures["postgres_version"].startswith("18")
+    assert (tmp_path / "latest.png").stat().st_size > 1000
+    assert "| dashboard_p95_ms_10m |" in (tmp_path / "latest.md").read_text()
