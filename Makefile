@@ -38,6 +38,7 @@ ui: demo
 demo: setup
 	$(CLI) generate --rows $(DEMO_ROWS) --days $(DEMO_DAYS) --projects $(DEMO_PROJECTS) --seed 42 --messy
 	$(CLI) dbt build
+	$(CLI) reconcile --days $(DEMO_DAYS) --heal
 	@echo
 	$(CLI) summary
 

@@ -121,8 +121,9 @@ final as (
         model,
         total_requests,
         cached_requests,
-        tokens_input,
-        tokens_output,
+        -- numeric, as int_usage_hourly_by_model has always stored these sums (on_schema_change: fail)
+        cast(tokens_input as {{ count_sum_type() }}) as tokens_input,
+        cast(tokens_output as {{ count_sum_type() }}) as tokens_output,
         {{ add_known('recorded_cost_usd', add_known('list_cost_usd', 'cached_list_cost_usd')) }} as total_cost_usd,
         {{ add_known('recorded_potential_cost_usd', add_known('list_cost_usd', 'cached_list_potential_usd')) }}
             as total_potential_cost_usd,
@@ -131,7 +132,7 @@ final as (
             add_known('list_cost_usd - list_cost_usd', 'cached_list_potential_usd - cached_list_cost_usd')
         ) }} as total_savings_usd,
         case when is_unpriced then list_requests + cached_list_requests else 0 end as unpriced_requests,
-        latency_sum_ms,
+        cast(latency_sum_ms as {{ count_sum_type() }}) as latency_sum_ms,
         latency_count
     from list_priced
 

@@ -90,6 +90,11 @@
 {% macro default__money_type() -%}numeric{%- endmacro %}
 {% macro spark__money_type() -%}decimal(38, 18){%- endmacro %}
 
+{# The type int_usage_hourly_by_model stores token and latency sums in (it always has: numeric). #}
+{% macro count_sum_type() -%}{{ return(adapter.dispatch('count_sum_type', 'watchllm_analytics')()) }}{%- endmacro %}
+{% macro default__count_sum_type() -%}numeric{%- endmacro %}
+{% macro spark__count_sum_type() -%}decimal(38, 0){%- endmacro %}
+
 {# USD for a token count at a per-1M-token price; multiplying by 1e-6 keeps numeric exact (no division). #}
 {% macro usd_for_tokens(tokens, usd_per_1m) -%}
     ({{ tokens }} * {{ usd_per_1m }} * 0.000001)
