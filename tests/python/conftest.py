@@ -171,6 +171,24 @@ def assert_tables_equal(actual: dict, expected: dict, what: str) -> None:
             )
 
 
+# Every contract table: its grain, and the attribute of reference.Reference that holds its rows.
+GRAINS = {
+    "usage_aggregations_hourly": (("project_id", "hour_start"), "hourly"),
+    "usage_aggregations_daily": (("project_id", "date"), "daily"),
+    "usage_by_model_daily": (("project_id", "date", "provider", "model"), "by_model_daily"),
+    "project_savings_monthly": (("project_id", "month"), "monthly"),
+}
+
+
+def assert_matches_raw(db: Db, raw: list[dict] | None = None) -> None:
+    """Every contract table equals the reference computed from the raw rows (now, or as given)."""
+    from reference import compute, load_prices
+
+    reference = compute(raw if raw is not None else raw_rows(db), load_prices(SEED), db.now())
+    for name, (keys, attribute) in GRAINS.items():
+        assert_tables_equal(table(db, name, keys), getattr(reference, attribute), name)
+
+
 def pytest_sessionfinish(session, exitstatus):
     """No tests collected is a failure, not a silent pass (pytest's exit code 5)."""
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:

@@ -11,9 +11,9 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from conftest import SEED, assert_tables_equal, insert_rows, raw_rows, request, table
+from conftest import GRAINS, SEED, assert_matches_raw, assert_tables_equal, insert_rows, raw_rows, request, table
 from reference import compute, load_prices
-from test_reliability import GRAINS, assert_matches_raw, start_dbt
+from test_reliability import start_dbt
 
 from orchestration import database, reconcile
 

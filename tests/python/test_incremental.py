@@ -6,29 +6,10 @@ import datetime as dt
 import uuid
 
 import pytest
-from conftest import SEED, assert_tables_equal, insert_rows, raw_rows, request, table
-from reference import compute, load_prices
+from conftest import GRAINS, assert_matches_raw, insert_rows, raw_rows, request, table
 
 UTC = dt.UTC
 LATE_PROJECT = uuid.UUID("1a7e0000-0000-0000-0000-000000000001")
-GRAINS = {
-    "usage_aggregations_hourly": ("project_id", "hour_start"),
-    "usage_aggregations_daily": ("project_id", "date"),
-    "usage_by_model_daily": ("project_id", "date", "provider", "model"),
-    "project_savings_monthly": ("project_id", "month"),
-}
-REFERENCE_OF = {
-    "usage_aggregations_hourly": "hourly",
-    "usage_aggregations_daily": "daily",
-    "usage_by_model_daily": "by_model_daily",
-    "project_savings_monthly": "monthly",
-}
-
-
-def assert_matches_raw(db, raw=None) -> None:
-    reference = compute(raw if raw is not None else raw_rows(db), load_prices(SEED), db.now())
-    for name, keys in GRAINS.items():
-        assert_tables_equal(table(db, name, keys), getattr(reference, REFERENCE_OF[name]), name)
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +59,12 @@ def test_rows_older_than_lookback_wait_for_a_range_rebuild(db):
 
 
 def test_range_rebuild_with_timestamps_replaces_whole_buckets(db):
-    before = table(db, "usage_aggregations_hourly", GRAINS["usage_aggregations_hourly"])
+    before = table(db, "usage_aggregations_hourly", GRAINS["usage_aggregations_hourly"][0])
     start = (db.now() - dt.timedelta(days=2)).astimezone(UTC).replace(minute=30, second=0, microsecond=0)
     db.dbt(
         "run", "--vars", f"{{start: '{start:%Y-%m-%dT%H:%M}', end: '{start + dt.timedelta(hours=5):%Y-%m-%dT%H:%M}'}}"
     )
-    assert table(db, "usage_aggregations_hourly", GRAINS["usage_aggregations_hourly"]) == before
+    assert table(db, "usage_aggregations_hourly", GRAINS["usage_aggregations_hourly"][0]) == before
     assert_matches_raw(db)
 
 
@@ -97,7 +78,7 @@ def test_bad_range_vars_fail_with_a_clear_message(db):
 
 def test_retention_then_build_full_refresh_and_rebuild_keep_history(db):
     raw_before = raw_rows(db)
-    aggregates_before = {name: table(db, name, keys) for name, keys in GRAINS.items()}
+    aggregates_before = {name: table(db, name, keys) for name, (keys, _) in GRAINS.items()}
     cutoff = dt.datetime.combine((db.now() - dt.timedelta(days=2)).astimezone(UTC).date(), dt.time(), UTC)
     with db.connect() as conn:
         deleted = conn.execute("delete from public.usage_logs where created_at < %s", (cutoff,)).rowcount
@@ -106,7 +87,7 @@ def test_retention_then_build_full_refresh_and_rebuild_keep_history(db):
     db.dbt("build")
     db.dbt("build", "--full-refresh")
     db.dbt("run", "--vars", f"{{start: '{cutoff - dt.timedelta(days=10):%Y-%m-%d}', end: '{cutoff:%Y-%m-%d}'}}")
-    for name, keys in GRAINS.items():
+    for name, (keys, _) in GRAINS.items():
         assert table(db, name, keys) == aggregates_before[name], name
     assert_matches_raw(db, raw_before)  # still equal to the rows as they were before retention
 

@@ -11,21 +11,18 @@ import time
 import uuid
 
 import pytest
-from conftest import BUILD_TIMEZONE, REPO, SEED, assert_tables_equal, insert_rows, raw_rows, request, table
+from conftest import (
+    BUILD_TIMEZONE,
+    GRAINS,
+    REPO,
+    SEED,
+    assert_matches_raw,
+    insert_rows,
+    raw_rows,
+    request,
+    table,
+)
 from reference import compute, load_prices
-
-GRAINS = {
-    "usage_aggregations_hourly": (("project_id", "hour_start"), "hourly"),
-    "usage_aggregations_daily": (("project_id", "date"), "daily"),
-    "usage_by_model_daily": (("project_id", "date", "provider", "model"), "by_model_daily"),
-    "project_savings_monthly": (("project_id", "month"), "monthly"),
-}
-
-
-def assert_matches_raw(db) -> None:
-    reference = compute(raw_rows(db), load_prices(SEED), db.now())
-    for name, (keys, attribute) in GRAINS.items():
-        assert_tables_equal(table(db, name, keys), getattr(reference, attribute), name)
 
 
 def start_dbt(db, *args: str) -> subprocess.Popen:
