@@ -6,8 +6,10 @@
     rights, so row level security applies) and runs with a fixed search_path, so every relation
     in the body must be schema-qualified (ref() does that), and with JIT and parallel workers
     off: its queries are small, and compiling them or starting workers would cost more than
-    running them. Grants are lost with the old
-    function: re-apply them in a post-hook (it runs in the same transaction).
+    running them. `settings` (a dict) adds more `set name = value` clauses; a `set_config(name,
+    value, true)` in the body for one of those names is undone when the function returns.
+    Grants are lost with the old function: re-apply them in a post-hook (it runs in the same
+    transaction).
 #}
 {% materialization sql_function, adapter='postgres' %}
     {%- set function_name = adapter.quote(schema) ~ '.' ~ adapter.quote(model['alias']) -%}
@@ -27,6 +29,9 @@
         set search_path = pg_catalog, pg_temp
         set jit = off
         set max_parallel_workers_per_gather = 0
+        {%- for name, value in config.get('settings', {}).items() %}
+        set {{ name }} = {{ value }}
+        {%- endfor %}
         as $watchllm_function$
         {{ sql }}
         $watchllm_function$
