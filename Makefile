@@ -8,7 +8,7 @@ DEMO_ROWS ?= 300000
 DEMO_DAYS ?= 30
 DEMO_PROJECTS ?= 200
 
-.PHONY: setup demo test ui bench lint pricing-seed db-stop clean
+.PHONY: setup demo test ui bench bench-readme lint pricing-seed db-stop clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH: install Python 3.11"; exit 1; }
@@ -46,11 +46,15 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
-## lint: ruff, and sqlfluff over the SQL dbt compiles (every macro expanded; layout is checked by eye)
-## bench: work in progress (issue 4): dashboard, incremental and full-build figures against their baselines
+## bench: the performance benchmark (issue 4), ~20 min at the default 1M/10M rows; writes bench/results/
 bench: setup
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
+## bench-readme: copy the figures of bench/results/latest.json into README.md's Performance section
+bench-readme: setup
+	$(BIN)/python bench/readme_figures.py
+
+## lint: ruff, and sqlfluff over the SQL dbt compiles (every macro expanded; layout is checked by eye)
 lint: setup
 	$(BIN)/ruff check orchestration tests bench
 	$(CLI) dbt compile --quiet
