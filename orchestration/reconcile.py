@@ -1,4 +1,4 @@
-"""Reconciliation: closed recent days where the daily aggregates disagree with the raw rows, and the fix.
+"""Reconciliation: recent closed days where the aggregates disagree with the raw rows, and the fix.
 
 A row that arrives later than the lookback window is never picked up by a scheduled build; this
 compares, per UTC day, the kept raw rows (through int_usage_logs_priced, the row-level rules)
@@ -23,16 +23,22 @@ MAX_WINDOW_DAYS = 366
 # dbt_project.yml's var lookback_hours: days the next scheduled build still reaches are open, not checked
 LOOKBACK_HOURS = int(os.environ.get("WATCHLLM_LOOKBACK_HOURS", "3"))
 
-# Closed days: after the oldest day that still has raw rows (retention may have cut it part-way),
-# before the day the next scheduled build still rebuilds.
+# The closed past: from the day after the oldest day that still has raw rows (retention may have
+# cut it part-way) up to the first hour the next scheduled build still rebuilds (closed_until).
+# open_day, the day of closed_until, is closed only up to that hour: its earlier hours are
+# compared through the hourly aggregates, whole days before it through the daily ones.
 WINDOW_SQL = """
 with bounds as (
-    select ((max(hour_start) - %(lookback)s * interval '1 hour') at time zone 'UTC')::date as open_day
+    select max(hour_start) - %(lookback)s * interval '1 hour' as closed_until
     from {hourly}
 )
 select
-    greatest(open_day - %(days)s, (select (min(created_at) at time zone 'UTC')::date + 1 from {logs})) as first_day,
-    open_day
+    greatest(
+        (closed_until at time zone 'UTC')::date - %(days)s,
+        (select (min(created_at) at time zone 'UTC')::date + 1 from {logs})
+    ) as first_day,
+    (closed_until at time zone 'UTC')::date as open_day,
+    closed_until
 from bounds
 """
 
@@ -48,21 +54,32 @@ with raw_days as (
         sum(potential_cost_usd) as potential_cost_usd
     from {priced}
     where created_at >= (%(first_day)s::date::timestamp at time zone 'UTC')
-      and created_at < (%(open_day)s::date::timestamp at time zone 'UTC')
+      and created_at < %(closed_until)s
     group by usage_date
+),
+aggregated_buckets as (
+    select date as day, total_requests, cached_requests, tokens_input, tokens_output, total_cost_usd,
+        total_potential_cost_usd
+    from {daily}
+    where date >= %(first_day)s and date < %(open_day)s
+    union all
+    select (hour_start at time zone 'UTC')::date, total_requests, cached_requests, tokens_input, tokens_output,
+        total_cost_usd, total_potential_cost_usd
+    from {hourly}
+    where hour_start >= greatest(%(first_day)s, %(open_day)s)::date::timestamp at time zone 'UTC'
+      and hour_start < %(closed_until)s
 ),
 aggregated_days as (
     select
-        date as day,
+        day,
         sum(total_requests) as requests,
         sum(cached_requests) as cached_requests,
         sum(tokens_input) as tokens_input,
         sum(tokens_output) as tokens_output,
         sum(total_cost_usd) as cost_usd,
         sum(total_potential_cost_usd) as potential_cost_usd
-    from {daily}
-    where date >= %(first_day)s and date < %(open_day)s
-    group by date
+    from aggregated_buckets
+    group by day
 )
 select
     day,
@@ -102,7 +119,7 @@ def check_window(days: int) -> None:
 
 
 def mismatched_days(cur, days: int = DEFAULT_WINDOW_DAYS) -> list[DayMismatch]:
-    """Closed days of the last `days` whose daily aggregates differ from the kept raw rows."""
+    """Days of the last `days` whose closed hours' aggregates differ from the kept raw rows."""
     check_window(days)
     schema = settings.analytics_schema()
     window = cur.execute(
@@ -112,15 +129,16 @@ def mismatched_days(cur, days: int = DEFAULT_WINDOW_DAYS) -> list[DayMismatch]:
         ),
         {"days": days, "lookback": LOOKBACK_HOURS},
     ).fetchone()
-    first_day, open_day = window[0], window[1]
-    if first_day is None or open_day is None or first_day >= open_day:
+    first_day, open_day, closed_until = window
+    if first_day is None or closed_until is None or first_day > open_day:
         return []
     rows = cur.execute(
         sql.SQL(COMPARE_SQL).format(
             priced=sql.Identifier(schema, "int_usage_logs_priced"),
             daily=sql.Identifier(schema, "usage_aggregations_daily"),
+            hourly=sql.Identifier(schema, "usage_aggregations_hourly"),
         ),
-        {"first_day": first_day, "open_day": open_day},
+        {"first_day": first_day, "open_day": open_day, "closed_until": closed_until},
     ).fetchall()
     return [DayMismatch(*row) for row in rows]
 

@@ -111,6 +111,28 @@ def test_rows_later_than_the_lookback_are_reported_and_a_backfill_of_those_days_
     assert daily_matches_raw_rows().passed
 
 
+def test_a_late_row_in_the_closed_hours_of_the_newest_day_is_reported(db):
+    """The day the lookback starts in is part closed: a late row in its closed hours is not rebuilt
+    by the next scheduled build, so reconcile must report that day now, not once the day is over."""
+    db.dbt("run")
+    newest = db.query("select max(hour_start) as h from analytics.int_usage_hourly_by_model")[0]["h"]
+    # a lookback that does not start at midnight, so the newest day has closed hours
+    lookback = 3 if (newest - dt.timedelta(hours=3)).astimezone(dt.UTC).hour != 0 else 4
+    lookback_env = {"WATCHLLM_LOOKBACK_HOURS": str(lookback)}
+    run_vars = ("--vars", f"{{lookback_hours: {lookback}}}")
+    assert db.cli("reconcile", "--days", "5", extra_env=lookback_env).returncode == 0
+    late = newest - dt.timedelta(hours=lookback, minutes=50)
+    insert_rows(db, [request(uuid.uuid4(), late)])
+    db.dbt("run", *run_vars)  # the scheduled build: the row is older than its lookback
+    report = db.cli("reconcile", "--days", "5", check=False, extra_env=lookback_env)
+    assert report.returncode == 1, report.stdout + report.stderr
+    assert str(late.astimezone(dt.UTC).date()) in report.stdout
+    assert (newest - dt.timedelta(hours=lookback)).astimezone(dt.UTC).date() == late.astimezone(dt.UTC).date()
+    db.cli("reconcile", "--days", "5", "--heal", extra_env=lookback_env)
+    assert db.cli("reconcile", "--days", "5", extra_env=lookback_env).returncode == 0
+    assert_matches_raw(db)
+
+
 def test_reconcile_rejects_a_bad_window(db):
     result = db.cli("reconcile", "--days", "-3", check=False)
     assert result.returncode == 2
