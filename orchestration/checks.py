@@ -65,8 +65,8 @@ def cache_hit_rate_drop() -> AssetCheckResult:
 
 @asset_check(asset=AssetKey(["usage_aggregations_daily"]), name="daily_matches_raw_rows", blocking=False)
 def daily_matches_raw_rows() -> AssetCheckResult:
-    """Fails when a closed day of the last WATCHLLM_RECONCILE_DAYS (default 7) differs from the kept raw
-    rows: rows that arrived later than the lookback window. Heal: backfill the reported days
+    """Fails when the closed hours of a day of the last WATCHLLM_RECONCILE_DAYS (default 7) differ from
+    the kept raw rows: rows that arrived later than the lookback window. Heal: backfill the reported days
     (daily_usage partitions) or run `watchllm-analytics reconcile --heal`."""
     with database.cursor(database.resolve()) as cur:
         mismatches = reconcile.mismatched_days(cur, reconcile.DEFAULT_WINDOW_DAYS)
