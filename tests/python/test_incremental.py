@@ -10,6 +10,15 @@ from conftest import GRAINS, assert_matches_raw, insert_rows, raw_rows, request,
 
 UTC = dt.UTC
 LATE_PROJECT = uuid.UUID("1a7e0000-0000-0000-0000-000000000001")
+INCREMENTAL_TABLES = ("int_usage_hourly_by_model", *GRAINS)
+
+
+def table_oids(db) -> dict[str, int]:
+    """Each incremental table's OID: a rewritten table (macros/bucket_replace.sql) gets a new one."""
+    return {
+        name: db.query("select %s::regclass::oid as oid", (f"analytics.{name}",))[0]["oid"]
+        for name in INCREMENTAL_TABLES
+    }
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +43,13 @@ def test_late_rows_within_lookback_are_counted_once(db):
     late = [request(LATE_PROJECT, newest - dt.timedelta(hours=2, minutes=m)) for m in (1, 2, 3)]
     late.append(request(LATE_PROJECT, now - dt.timedelta(minutes=1), cached=True, cost_usd=0))
     insert_rows(db, late)
+    oids = table_oids(db)
     db.dbt("run")
     assert_matches_raw(db)
     db.dbt("run")  # and once more: nothing doubles
     assert_matches_raw(db)
+    # a few hours of a week's history: their buckets are deleted and inserted, the tables stay
+    assert table_oids(db)["int_usage_hourly_by_model"] == oids["int_usage_hourly_by_model"]
 
 
 def test_rows_older_than_lookback_wait_for_a_range_rebuild(db):
@@ -87,6 +99,14 @@ def test_retention_then_build_full_refresh_and_rebuild_keep_history(db):
     db.dbt("build")
     db.dbt("build", "--full-refresh")
     db.dbt("run", "--vars", f"{{start: '{cutoff - dt.timedelta(days=10):%Y-%m-%d}', end: '{cutoff:%Y-%m-%d}'}}")
+    # a range rebuild of everything, with every table rewritten instead of deleted and inserted
+    # into: the days whose raw rows are gone are copied over, the others rebuilt
+    oids = table_oids(db)
+    tomorrow = (db.now() + dt.timedelta(days=1)).astimezone(UTC).date()
+    first = cutoff - dt.timedelta(days=10)
+    db.dbt("run", "--vars", f"{{start: '{first:%Y-%m-%d}', end: '{tomorrow}', bucket_replace_rewrite_fraction: 0}}")
+    rewritten = table_oids(db)
+    assert all(rewritten[name] != oids[name] for name in INCREMENTAL_TABLES), (oids, rewritten)
     for name, (keys, _) in GRAINS.items():
         assert table(db, name, keys) == aggregates_before[name], name
     assert_matches_raw(db, raw_before)  # still equal to the rows as they were before retention

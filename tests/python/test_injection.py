@@ -54,6 +54,7 @@ DBT_VARS = [
     {"start": ATTACK, "end": "2026-01-02"},
     {"start": "2026-01-01", "end": "2026-01-02 00:00:00+00'); drop table public.usage_logs; --"},
     {"build_work_mem": "1GB'; drop table public.usage_logs; --"},
+    {"bucket_replace_rewrite_fraction": "0.25; drop table public.usage_logs; --"},
     {"tenant_roles": ["authenticated; drop table public.usage_logs"]},
     {"lookback_hours": "3); drop table public.usage_logs; --"},
 ]

@@ -157,11 +157,13 @@ def test_anon_can_read_and_call_nothing(db):
 
 
 def test_policies_and_grants_survive_every_way_dbt_writes(db):
-    # a table dbt creates from scratch (first build after a drop), an incremental run, a full refresh
+    # a table dbt creates from scratch (first build after a drop), an incremental run that deletes
+    # and inserts, one that rewrites the tables (macros/bucket_replace.sql), a full refresh
     with db.connect() as conn:
         conn.execute("drop table analytics.usage_aggregations_hourly")
     db.dbt("run", "--select", "usage_aggregations_hourly")
-    db.dbt("run")
+    db.dbt("run", "--vars", "{bucket_replace_rewrite_fraction: 2}")
+    db.dbt("run", "--vars", "{bucket_replace_rewrite_fraction: 0}")
     db.dbt("build", "--full-refresh", "--exclude", "resource_type:test", "resource_type:unit_test")
     test_a_tenant_reads_only_its_projects_rows_of_every_aggregate(db, "usage_aggregations_hourly")
     test_the_dashboard_shows_nothing_of_another_tenants_project(db)
