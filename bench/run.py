@@ -10,7 +10,8 @@ Scenarios (issue 4), at two history sizes (flags --small / --large, default 1M a
    (a bare GROUP BY of the lookback window's rows into hourly buckets);
 3. full build: the first build of all history against the floor (one CREATE TABLE AS
    single-pass GROUP BY of all rows into hourly buckets, same session work_mem as the models);
-4. backfill: a 30-day range rebuild with the vars Dagster's single-run backfill passes;
+4. backfill: a 30-day range rebuild with the vars Dagster's single-run backfill passes, after a
+   vacuum analyze of the built tables (autovacuum's work on them stays out of its timing);
 5. the guide's own design: aggregate_usage_hourly() per active project for one hour against one
    incremental build of that hour, and insert throughput with its per-row trigger;
 6. memory: peak resident memory of the runner and of dbt, and the Postgres settings used.
