@@ -42,9 +42,11 @@ demo: setup
 	@echo
 	$(CLI) summary
 
-## test: the whole suite (dbt tests and unit tests run inside it, on a real Postgres)
+## test: the whole suite (dbt tests and unit tests run inside it, on a real Postgres), one test
+## file per worker process (TEST_WORKERS=1 runs it in one process)
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## bench: the performance benchmark (issue 4), ~20 min at the default 1M/10M rows; writes bench/results/
 bench: setup

@@ -79,8 +79,13 @@ def daily_matches_raw_rows() -> AssetCheckResult:
             "days_differing": len(mismatches),
             "days": ", ".join(str(m.day) for m in mismatches) or "none",
             "worst": mismatches[0].describe() if mismatches else "none",
-            "heal": ("backfill daily_usage partitions " + ", ".join(f"{s}..{e}" for s, e in ranges)
-                     + " or run `watchllm-analytics reconcile --heal`") if ranges else "nothing to heal",
+            "heal": (
+                "backfill daily_usage partitions "
+                + ", ".join(f"{s}..{e}" for s, e in ranges)
+                + " or run `watchllm-analytics reconcile --heal`"
+            )
+            if ranges
+            else "nothing to heal",
         },
     )
 

