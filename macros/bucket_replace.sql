@@ -3,10 +3,14 @@
     e.g. project_id + hour_start) appears in the new batch by the batch's rows, in the model's one
     transaction. A bucket the batch does not mention is left alone, which is what lets aggregates
     outlive raw rows deleted by retention. `bucket_column` bounds the delete so it can use an index
-    instead of scanning the whole target.
+    instead of scanning the whole target. With `marks_pending_rebuilds=true` the model also tells
+    its daily consumers which hours it replaced (macros/pending_rebuilds.sql).
 #}
 {% macro get_incremental_bucket_replace_sql(arg_dict) -%}
-    {{ return(adapter.dispatch('bucket_replace_sql', 'watchllm_analytics')(arg_dict)) }}
+    {{ adapter.dispatch('bucket_replace_sql', 'watchllm_analytics')(arg_dict) }}
+    {%- if config.get('marks_pending_rebuilds', false) %};
+    {{ mark_pending_rebuilds(arg_dict['temp_relation'], config.require('bucket_column'), config.get('marks_pending_rebuilds')) }}
+    {%- endif %}
 {%- endmacro %}
 
 {# Delete the batch's buckets, insert the batch. #}

@@ -31,13 +31,17 @@
 {#
     SQL predicate selecting the rows of `relation_time_column` (a timestamptz) that this run
     rebuilds, for a model whose own buckets are `grain` ('hour' or 'day') in column `own_column`.
+    With `from_pending=true` a scheduled run rebuilds from what its producer marked as replaced
+    (macros/pending_rebuilds.sql), falling back to the lookback window when that is unknown.
 #}
-{% macro incremental_time_filter(relation_time_column, own_column, grain) -%}
+{% macro incremental_time_filter(relation_time_column, own_column, grain, from_pending=false) -%}
     {%- if is_range_rebuild() -%}
         {%- set start_ts = utc_literal(rebuild_bound('start')) -%}
         {%- set end_ts = utc_literal(rebuild_bound('end')) -%}
         {{ relation_time_column }} >= {{ bucket_floor(start_ts, grain) }}
         and {{ relation_time_column }} < {{ bucket_ceil(end_ts, grain) }}
+    {%- elif is_incremental() and from_pending -%}
+        {{ relation_time_column }} >= coalesce({{ pending_window_start(grain) }}, {{ window_start(own_column, grain) }})
     {%- elif is_incremental() -%}
         {{ relation_time_column }} >= {{ window_start(own_column, grain) }}
     {%- else -%}

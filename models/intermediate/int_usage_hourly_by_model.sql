@@ -15,6 +15,7 @@
         incremental_strategy='bucket_replace',
         unique_key=['project_id', 'hour_start'],
         bucket_column='hour_start',
+        marks_pending_rebuilds='hour',
         full_refresh=false,
         on_schema_change='fail',
         indexes=[

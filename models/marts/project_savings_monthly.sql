@@ -11,14 +11,19 @@
         indexes=[
             {'columns': ['project_id', 'month'], 'unique': true},
         ],
-        pre_hook=["{{ lock_aggregates() }}", "{{ set_build_work_mem() }}"],
+        pre_hook=[
+            "{{ lock_aggregates() }}",
+            "{{ set_build_work_mem() }}",
+            "{{ lock_pending_rebuild('usage_aggregations_daily') }}",
+        ],
+        post_hook=["{{ clear_pending_rebuild(ref('usage_aggregations_daily'), 'date', 'day') }}"],
     )
 }}
 
 with daily_usage as (
 
     select * from {{ ref('usage_aggregations_daily') }}
-    where {{ incremental_time_filter(utc_midnight('date'), 'month', 'month') }}
+    where {{ incremental_time_filter(utc_midnight('date'), 'month', 'month', from_pending=true) }}
 
 ),
 

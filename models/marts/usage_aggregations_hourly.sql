@@ -12,14 +12,19 @@
             {'columns': ['project_id', 'hour_start'], 'unique': true},
             {'columns': ['hour_start']},
         ],
-        pre_hook=["{{ lock_aggregates() }}", "{{ set_build_work_mem() }}"],
+        pre_hook=[
+            "{{ lock_aggregates() }}",
+            "{{ set_build_work_mem() }}",
+            "{{ lock_pending_rebuild('int_usage_hourly_by_model') }}",
+        ],
+        post_hook=["{{ clear_pending_rebuild(ref('int_usage_hourly_by_model'), 'hour_start', 'hour') }}"],
     )
 }}
 
 with hourly_by_model as (
 
     select * from {{ ref('int_usage_hourly_by_model') }}
-    where {{ incremental_time_filter('hour_start', 'hour_start', 'hour') }}
+    where {{ incremental_time_filter('hour_start', 'hour_start', 'hour', from_pending=true) }}
 
 ),
 

@@ -52,6 +52,104 @@ def test_late_rows_within_lookback_are_counted_once(db):
     assert table_oids(db)["int_usage_hourly_by_model"] == oids["int_usage_hourly_by_model"]
 
 
+DAILY_CONSUMERS = ("usage_aggregations_daily", "usage_by_model_daily")
+HOURLY_CONSUMERS = (*DAILY_CONSUMERS, "usage_aggregations_hourly")  # of int_usage_hourly_by_model
+
+
+def row_versions(db, name: str) -> dict[tuple, str]:
+    """xmin of every row: a row the build deleted and inserted again gets a new one."""
+    return {
+        (r["project_id"], r["date"], r["k"]): r["v"]
+        for r in db.query(
+            f"select project_id, date, {'provider || model' if 'model' in name else chr(39) + chr(39)} as k,"
+            f" xmin::text as v from analytics.{name}"
+        )
+    }
+
+
+def pending_from(db) -> dict[str, dt.datetime | None]:
+    rows = db.query("select consumer, pending_from from analytics.watchllm_pending_rebuilds")
+    return {r["consumer"]: r["pending_from"] for r in rows}
+
+
+def test_a_scheduled_build_rebuilds_only_the_days_whose_hours_changed(db):
+    db.dbt("run")
+    newest = db.query("select max(hour_start) as h from analytics.int_usage_hourly_by_model")[0]["h"]
+    first_rebuilt_day = (newest - dt.timedelta(hours=3)).astimezone(UTC).date()  # the hourly window
+    insert_rows(db, [request(LATE_PROJECT, newest - dt.timedelta(hours=1, minutes=7))])
+    before = {name: row_versions(db, name) for name in DAILY_CONSUMERS}
+    db.dbt("run")
+    assert_matches_raw(db)
+    for name in DAILY_CONSUMERS:
+        after = row_versions(db, name)
+        changed_days = {key[1] for key, version in after.items() if before[name].get(key) != version}
+        assert changed_days, name
+        # a daily model does not re-read a day none of whose hours were replaced (it used to
+        # rebuild the day before its newest day on every run)
+        assert min(changed_days) >= first_rebuilt_day, (name, sorted(changed_days), first_rebuilt_day)
+    assert set(pending_from(db).values()) == {dt.datetime(9999, 12, 31, tzinfo=UTC)}
+    assert set(pending_from(db)) == {*HOURLY_CONSUMERS, "project_savings_monthly"}
+
+
+def test_buckets_replaced_while_a_mart_did_not_run_are_rebuilt_by_its_next_run(db):
+    import psycopg
+
+    from orchestration import database
+
+    # 1. the hourly model alone rebuilds a day four days back (as a Dagster hourly partition does)
+    day = (db.now() - dt.timedelta(days=4)).astimezone(UTC).date()
+    insert_rows(db, [request(LATE_PROJECT, dt.datetime.combine(day, dt.time(9, m), UTC)) for m in range(3)])
+    db.dbt(
+        "run",
+        "--select",
+        "int_usage_hourly_by_model",
+        "--vars",
+        f"{{start: '{day}', end: '{day + dt.timedelta(days=1)}'}}",
+    )
+    midnight, nothing = dt.datetime.combine(day, dt.time(), UTC), dt.datetime(9999, 12, 31, tzinfo=UTC)
+    assert pending_from(db) == {**dict.fromkeys(HOURLY_CONSUMERS, midnight), "project_savings_monthly": nothing}
+    # 2. a range rebuild of the daily models that does not reach the newest hour leaves the mark
+    db.dbt(
+        "run",
+        "--select",
+        *DAILY_CONSUMERS,
+        "--vars",
+        f"{{start: '{day - dt.timedelta(days=1)}', end: '{day + dt.timedelta(days=1)}'}}",
+    )
+    assert pending_from(db) == {
+        **dict.fromkeys(HOURLY_CONSUMERS, midnight),
+        **dict.fromkeys(DAILY_CONSUMERS, midnight),  # not cleared: the range ends before the newest hour
+        # marked by usage_aggregations_daily's range rebuild, which began a day earlier
+        "project_savings_monthly": midnight - dt.timedelta(days=1),
+    }
+    # 3. a scheduled build in which one daily model fails (it waits too long for a lock) ...
+    insert_rows(db, [request(LATE_PROJECT, dt.datetime.combine(day, dt.time(11), UTC))])
+    db.dbt(
+        "run",
+        "--select",
+        "int_usage_hourly_by_model",
+        "--vars",
+        f"{{start: '{day}', end: '{day + dt.timedelta(days=1)}'}}",
+    )
+    holder = psycopg.connect(**database._kwargs(db.env), autocommit=True)
+    try:
+        holder.execute("select pg_advisory_lock(hashtext('watchllm_analytics.analytics.usage_aggregations_daily'))")
+        failed = db.dbt("run", "--vars", '{lock_wait_timeout: "2s"}', check=False)
+    finally:
+        holder.close()
+    assert failed.returncode != 0 and "lock timeout" in failed.stdout, failed.stdout[-2000:]
+    assert pending_from(db) == {
+        "usage_aggregations_daily": midnight,  # failed: its mark is kept
+        "project_savings_monthly": midnight - dt.timedelta(days=1),  # skipped (its parent failed): kept
+        "usage_by_model_daily": nothing,
+        "usage_aggregations_hourly": nothing,
+    }
+    # 4. ... and the next scheduled build, whose own lookback is hours, rebuilds that day too
+    db.dbt("run")
+    assert_matches_raw(db)
+    assert set(pending_from(db).values()) == {dt.datetime(9999, 12, 31, tzinfo=UTC)}
+
+
 def test_rows_older_than_lookback_wait_for_a_range_rebuild(db):
     day = (db.now() - dt.timedelta(days=3)).astimezone(UTC).date()
     old_hour = dt.datetime.combine(day, dt.time(5), UTC)

@@ -1,0 +1,91 @@
+{#
+    Which buckets a mart must rebuild: those its producer replaced since the mart last ran. For
+    the daily models (producer int_usage_hourly_by_model) this replaces a fixed lookback that had
+    to reach back a whole extra day to be safe (a daily model does not know which hours of its
+    newest day changed); for usage_aggregations_hourly and project_savings_monthly (producer
+    usage_aggregations_daily) it also carries a producer run on its own (a Dagster partition, a
+    `--select`ed range rebuild) to the next scheduled run of the mart.
+
+    One row per consumer in `watchllm_pending_rebuilds`: `pending_from` is the earliest hour the
+    producer has replaced since the consumer's last scheduled run; `9999-12-31` means nothing is
+    pending; NULL means unknown (a consumer registered by a build that did not run its producer
+    through bucket_replace yet), and the consumer falls back to its own lookback window.
+
+      - producer: bucket_replace lowers `pending_from` to its batch's first hour, in the producer's
+        transaction (so the mark and the data commit together).
+      - consumer: a pre-hook registers and locks its row (`for update`) before the batch is read,
+        the batch reads from the day of `pending_from`, and a post-hook clears the mark, all in the
+        consumer's transaction. A consumer that fails keeps its mark; a producer that commits while
+        the consumer runs waits for the row lock and lowers the mark again after the consumer's
+        commit, so no replaced hour is ever skipped.
+      - range rebuild (`--vars '{start, end}'`): the consumer rebuilds the range; it clears the mark
+        only when the range covers everything pending (from the mark to the producer's newest hour).
+#}
+
+{% macro pending_rebuilds_relation() -%}
+    {%- set schema = generate_schema_name(env_var('WATCHLLM_ANALYTICS_SCHEMA', 'analytics'), none) -%}
+    {{ return(api.Relation.create(database=target.database, schema=schema, identifier='watchllm_pending_rebuilds')) }}
+{%- endmacro %}
+
+{% macro nothing_pending() -%}{{ utc_literal('9999-12-31') }}{%- endmacro %}
+
+{# on-run-start: the bookkeeping table (no tenant data; row level security on, no policy: owner only). #}
+{% macro create_pending_rebuilds() -%}
+    {%- if execute -%}
+        {%- set relation = pending_rebuilds_relation() -%}
+        create schema if not exists {{ relation.schema }};
+        create table if not exists {{ relation }} (
+            consumer text primary key,
+            producer text not null,
+            pending_from timestamptz
+        );
+        alter table {{ relation }} enable row level security
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#
+    Producer side, called by bucket_replace inside the producer's transaction. `grain` is the type
+    of the producer's bucket column: 'hour' (a timestamptz) or 'day' (a UTC date).
+#}
+{% macro mark_pending_rebuilds(batch_relation, bucket_column, grain) -%}
+    {%- set first_bucket = '(select min(' ~ bucket_column ~ ') from ' ~ batch_relation ~ ')' -%}
+    update {{ pending_rebuilds_relation() }}
+    set pending_from = least(pending_from, {{ utc_midnight(first_bucket) if grain == 'day' else first_bucket }})
+    where producer = '{{ this.identifier }}' and pending_from is not null
+{%- endmacro %}
+
+{# Consumer pre-hook: register (unknown = fall back to the lookback) and hold the row until commit. #}
+{% macro lock_pending_rebuild(producer) -%}
+    {%- set relation = pending_rebuilds_relation() -%}
+    insert into {{ relation }} (consumer, producer, pending_from)
+    values ('{{ this.identifier }}', '{{ producer }}', null)
+    on conflict (consumer) do nothing;
+    select pending_from from {{ relation }} where consumer = '{{ this.identifier }}' for update
+{%- endmacro %}
+
+{# Consumer filter: the first instant to rebuild, or NULL when the consumer is not registered or unknown. #}
+{% macro pending_window_start(grain) -%}
+    (
+        select {{ bucket_floor('pending_from', grain) }}
+        from {{ pending_rebuilds_relation() }}
+        where consumer = '{{ this.identifier }}'
+    )
+{%- endmacro %}
+
+{# Consumer post-hook: everything pending is rebuilt now (see the header for range rebuilds). #}
+{% macro clear_pending_rebuild(producer, producer_column, producer_grain) -%}
+    {%- set newest = 'max(' ~ producer_column ~ ')' -%}
+    update {{ pending_rebuilds_relation() }}
+    set pending_from = {{ nothing_pending() }}
+    where
+        consumer = '{{ this.identifier }}'
+    {%- if is_range_rebuild() %}
+        and pending_from >= {{ utc_literal(rebuild_bound('start')) }}
+        and {{ utc_literal(rebuild_bound('end')) }} >= (
+            select {{ utc_midnight(newest ~ ' + 1') if producer_grain == 'day' else newest ~ ' + ' ~ hours(1) }}
+            from {{ producer }}
+        )
+    {%- endif %}
+{%- endmacro %}
