@@ -8,8 +8,9 @@
 
     One row per consumer in `watchllm_pending_rebuilds`: `pending_from` is the earliest hour the
     producer has replaced since the consumer's last scheduled run; `9999-12-31` means nothing is
-    pending; NULL means unknown (a consumer registered by a build that did not run its producer
-    through bucket_replace yet), and the consumer falls back to its own lookback window.
+    pending; NULL means unknown (a consumer seen for the first time, e.g. a database built by a
+    version without this table, until its first run that is not a range rebuild commits): then
+    the consumer falls back to its own lookback window, and producers leave the row alone.
 
       - producer: bucket_replace lowers `pending_from` to its batch's first hour, in the producer's
         transaction (so the mark and the data commit together).
@@ -18,6 +19,8 @@
         consumer's transaction. A consumer that fails keeps its mark; a producer that commits while
         the consumer runs waits for the row lock and lowers the mark again after the consumer's
         commit, so no replaced hour is ever skipped.
+      - engines: the table DDL and the row lock (`on conflict`, `for update`) are adapter-dispatched
+        like the advisory lock in incremental_window.sql.
       - range rebuild (`--vars '{start, end}'`): the consumer rebuilds the range; it clears the mark
         only when the range covers everything pending (from the mark to the producer's newest hour).
 #}
@@ -30,7 +33,8 @@
 {% macro nothing_pending() -%}{{ utc_literal('9999-12-31') }}{%- endmacro %}
 
 {# on-run-start: the bookkeeping table (no tenant data; row level security on, no policy: owner only). #}
-{% macro create_pending_rebuilds() -%}
+{% macro create_pending_rebuilds() -%}{{ return(adapter.dispatch('create_pending_rebuilds', 'watchllm_analytics')()) }}{%- endmacro %}
+{% macro default__create_pending_rebuilds() -%}
     {%- if execute -%}
         {%- set relation = pending_rebuilds_relation() -%}
         create schema if not exists {{ relation.schema }};
@@ -57,7 +61,8 @@
 {%- endmacro %}
 
 {# Consumer pre-hook: register (unknown = fall back to the lookback) and hold the row until commit. #}
-{% macro lock_pending_rebuild(producer) -%}
+{% macro lock_pending_rebuild(producer) -%}{{ return(adapter.dispatch('lock_pending_rebuild', 'watchllm_analytics')(producer)) }}{%- endmacro %}
+{% macro default__lock_pending_rebuild(producer) -%}
     {%- set relation = pending_rebuilds_relation() -%}
     insert into {{ relation }} (consumer, producer, pending_from)
     values ('{{ this.identifier }}', '{{ producer }}', null)
