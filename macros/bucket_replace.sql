@@ -7,10 +7,11 @@
     its daily consumers which hours it replaced (macros/pending_rebuilds.sql).
 #}
 {% macro get_incremental_bucket_replace_sql(arg_dict) -%}
+    {#- the mark goes first so that dbt reports the row count of the replacing statement, which comes last -#}
+    {%- if config.get('marks_pending_rebuilds', false) -%}
+    {{ mark_pending_rebuilds(arg_dict['temp_relation'], config.require('bucket_column'), config.get('marks_pending_rebuilds')) }};
+    {% endif -%}
     {{ adapter.dispatch('bucket_replace_sql', 'watchllm_analytics')(arg_dict) }}
-    {%- if config.get('marks_pending_rebuilds', false) %};
-    {{ mark_pending_rebuilds(arg_dict['temp_relation'], config.require('bucket_column'), config.get('marks_pending_rebuilds')) }}
-    {%- endif %}
 {%- endmacro %}
 
 {# Delete the batch's buckets, insert the batch. #}

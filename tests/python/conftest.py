@@ -115,6 +115,16 @@ def make_db(server):
     return factory
 
 
+def run_while_a_table_is_locked(db: Db, name: str) -> subprocess.CompletedProcess:
+    """`dbt run` while another session holds analytics.NAME's build lock: that model gives up after 2 s."""
+    holder = psycopg.connect(**database._kwargs(db.env), autocommit=True)
+    try:
+        holder.execute("select pg_advisory_lock(hashtext(%s))", (f"watchllm_analytics.analytics.{name}",))
+        return db.dbt("run", "--vars", '{lock_wait_timeout: "2s"}', check=False)
+    finally:
+        holder.close()
+
+
 def raw_rows(db: Db) -> list[dict]:
     return db.query(
         "select id, project_id, created_at, provider, model, tokens_input, tokens_output, cost_usd,"

@@ -20,6 +20,7 @@ from conftest import (
     fresh_database,
     insert_rows,
     request,
+    run_while_a_table_is_locked,
     table,
 )
 from test_reliability import start_dbt
@@ -100,12 +101,7 @@ def test_database_restart_during_a_build_fails_clearly_and_the_next_build_heals(
 
 def test_a_build_that_waits_too_long_for_another_gives_up_cleanly(db):
     before = snapshot(db)
-    holder = psycopg.connect(**database._kwargs(db.env), autocommit=True)
-    try:
-        holder.execute("select pg_advisory_lock(hashtext('watchllm_analytics.analytics.int_usage_hourly_by_model'))")
-        result = db.dbt("run", "--vars", '{lock_wait_timeout: "2s"}', check=False)
-    finally:
-        holder.close()
+    result = run_while_a_table_is_locked(db, "int_usage_hourly_by_model")
     assert result.returncode != 0
     assert "lock timeout" in result.stdout, result.stdout[-3000:]
     assert snapshot(db) == before

@@ -6,7 +6,15 @@ import datetime as dt
 import uuid
 
 import pytest
-from conftest import GRAINS, assert_matches_raw, insert_rows, raw_rows, request, table
+from conftest import (
+    GRAINS,
+    assert_matches_raw,
+    insert_rows,
+    raw_rows,
+    request,
+    run_while_a_table_is_locked,
+    table,
+)
 
 UTC = dt.UTC
 LATE_PROJECT = uuid.UUID("1a7e0000-0000-0000-0000-000000000001")
@@ -67,6 +75,10 @@ def row_versions(db, name: str) -> dict[tuple, str]:
     }
 
 
+def run_range(db, start: dt.date, end: dt.date, *models: str) -> None:
+    db.dbt("run", "--select", *models, "--vars", f"{{start: '{start}', end: '{end}'}}")
+
+
 def pending_from(db) -> dict[str, dt.datetime | None]:
     rows = db.query("select consumer, pending_from from analytics.watchllm_pending_rebuilds")
     return {r["consumer"]: r["pending_from"] for r in rows}
@@ -92,30 +104,14 @@ def test_a_scheduled_build_rebuilds_only_the_days_whose_hours_changed(db):
 
 
 def test_buckets_replaced_while_a_mart_did_not_run_are_rebuilt_by_its_next_run(db):
-    import psycopg
-
-    from orchestration import database
-
     # 1. the hourly model alone rebuilds a day four days back (as a Dagster hourly partition does)
     day = (db.now() - dt.timedelta(days=4)).astimezone(UTC).date()
     insert_rows(db, [request(LATE_PROJECT, dt.datetime.combine(day, dt.time(9, m), UTC)) for m in range(3)])
-    db.dbt(
-        "run",
-        "--select",
-        "int_usage_hourly_by_model",
-        "--vars",
-        f"{{start: '{day}', end: '{day + dt.timedelta(days=1)}'}}",
-    )
+    run_range(db, day, day + dt.timedelta(days=1), "int_usage_hourly_by_model")
     midnight, nothing = dt.datetime.combine(day, dt.time(), UTC), dt.datetime(9999, 12, 31, tzinfo=UTC)
     assert pending_from(db) == {**dict.fromkeys(HOURLY_CONSUMERS, midnight), "project_savings_monthly": nothing}
     # 2. a range rebuild of the daily models that does not reach the newest hour leaves the mark
-    db.dbt(
-        "run",
-        "--select",
-        *DAILY_CONSUMERS,
-        "--vars",
-        f"{{start: '{day - dt.timedelta(days=1)}', end: '{day + dt.timedelta(days=1)}'}}",
-    )
+    run_range(db, day - dt.timedelta(days=1), day + dt.timedelta(days=1), *DAILY_CONSUMERS)
     assert pending_from(db) == {
         **dict.fromkeys(HOURLY_CONSUMERS, midnight),
         **dict.fromkeys(DAILY_CONSUMERS, midnight),  # not cleared: the range ends before the newest hour
@@ -124,19 +120,8 @@ def test_buckets_replaced_while_a_mart_did_not_run_are_rebuilt_by_its_next_run(d
     }
     # 3. a scheduled build in which one daily model fails (it waits too long for a lock) ...
     insert_rows(db, [request(LATE_PROJECT, dt.datetime.combine(day, dt.time(11), UTC))])
-    db.dbt(
-        "run",
-        "--select",
-        "int_usage_hourly_by_model",
-        "--vars",
-        f"{{start: '{day}', end: '{day + dt.timedelta(days=1)}'}}",
-    )
-    holder = psycopg.connect(**database._kwargs(db.env), autocommit=True)
-    try:
-        holder.execute("select pg_advisory_lock(hashtext('watchllm_analytics.analytics.usage_aggregations_daily'))")
-        failed = db.dbt("run", "--vars", '{lock_wait_timeout: "2s"}', check=False)
-    finally:
-        holder.close()
+    run_range(db, day, day + dt.timedelta(days=1), "int_usage_hourly_by_model")
+    failed = run_while_a_table_is_locked(db, "usage_aggregations_daily")
     assert failed.returncode != 0 and "lock timeout" in failed.stdout, failed.stdout[-2000:]
     assert pending_from(db) == {
         "usage_aggregations_daily": midnight,  # failed: its mark is kept
