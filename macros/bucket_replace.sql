@@ -3,8 +3,9 @@
     e.g. project_id + hour_start) appears in the new batch by the batch's rows, in the model's one
     transaction. A bucket the batch does not mention is left alone, which is what lets aggregates
     outlive raw rows deleted by retention. `bucket_column` bounds the delete so it can use an index
-    instead of scanning the whole target. With `marks_pending_rebuilds=true` the model also tells
-    its daily consumers which hours it replaced (macros/pending_rebuilds.sql).
+    instead of scanning the whole target. With `marks_pending_rebuilds='hour'|'day'` (the bucket
+    column's type) the model also tells the marts that read it which buckets it replaced
+    (macros/pending_rebuilds.sql).
 #}
 {% macro get_incremental_bucket_replace_sql(arg_dict) -%}
     {#- the mark goes first so that dbt reports the row count of the replacing statement, which comes last -#}

@@ -2,11 +2,12 @@
     Which buckets a mart must rebuild: those its producer replaced since the mart last ran. For
     the daily models (producer int_usage_hourly_by_model) this replaces a fixed lookback that had
     to reach back a whole extra day to be safe (a daily model does not know which hours of its
-    newest day changed); for usage_aggregations_hourly and project_savings_monthly (producer
+    newest day changed). For every mart (usage_aggregations_daily, usage_by_model_daily and
+    usage_aggregations_hourly read int_usage_hourly_by_model; project_savings_monthly reads
     usage_aggregations_daily) it also carries a producer run on its own (a Dagster partition, a
     `--select`ed range rebuild) to the next scheduled run of the mart.
 
-    One row per consumer in `watchllm_pending_rebuilds`: `pending_from` is the earliest hour the
+    One row per consumer in `watchllm_pending_rebuilds`: `pending_from` is the earliest bucket the
     producer has replaced since the consumer's last scheduled run; `9999-12-31` means nothing is
     pending; NULL means unknown (a consumer seen for the first time, e.g. a database built by a
     version without this table, until its first run that is not a range rebuild commits): then
