@@ -10,7 +10,8 @@
     One row per consumer in `watchllm_pending_rebuilds`: `pending_from` is the earliest bucket the
     producer has replaced since the consumer's last scheduled run; `9999-12-31` means nothing is
     pending; NULL means unknown (a consumer seen for the first time, e.g. a database built by a
-    version without this table, until its first run that is not a range rebuild commits): then
+    version without this table, or one whose producer table was dropped and is built anew, until
+    its first run that is not a range rebuild commits): then
     the consumer falls back to its own lookback window, and producers leave the row alone.
 
       - producer: bucket_replace lowers `pending_from` to its batch's first hour, in the producer's
@@ -44,7 +45,11 @@
             producer text not null,
             pending_from timestamptz
         );
-        alter table {{ relation }} enable row level security
+        alter table {{ relation }} enable row level security;
+        -- a producer that is missing now is created from scratch by this build, outside
+        -- bucket_replace (no mark): its consumers go back to their own lookback until they next run
+        update {{ relation }} set pending_from = null
+        where to_regclass(quote_ident('{{ relation.schema }}') || '.' || quote_ident(producer)) is null
     {%- else -%}
         select 1
     {%- endif -%}

@@ -135,6 +135,17 @@ def test_buckets_replaced_while_a_mart_did_not_run_are_rebuilt_by_its_next_run(d
     assert set(pending_from(db).values()) == {dt.datetime(9999, 12, 31, tzinfo=UTC)}
 
 
+def test_marts_catch_up_when_their_producer_table_is_dropped_and_built_anew(db):
+    db.dbt("run")
+    newest = db.query("select max(hour_start) as h from analytics.int_usage_hourly_by_model")[0]["h"]
+    insert_rows(db, [request(LATE_PROJECT, newest - dt.timedelta(hours=1, minutes=m)) for m in (11, 12)])
+    with db.connect() as conn:
+        conn.execute("drop table analytics.int_usage_hourly_by_model")
+    db.dbt("run")  # creates it from all raw rows: no bucket_replace, so no mark
+    assert_matches_raw(db)
+    assert set(pending_from(db).values()) == {dt.datetime(9999, 12, 31, tzinfo=UTC)}
+
+
 def test_rows_older_than_lookback_wait_for_a_range_rebuild(db):
     day = (db.now() - dt.timedelta(days=3)).astimezone(UTC).date()
     old_hour = dt.datetime.combine(day, dt.time(5), UTC)
