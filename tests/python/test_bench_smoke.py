@@ -18,6 +18,11 @@ REQUIRED = (
     "backfill_vs_full_build",
     "speedup_vs_seed_function_loop",
     "trigger_insert_slowdown",
+    # the figures that explain the missed targets
+    "speedup_vs_seed_function_same_hour_one_pass",
+    "full_build_vs_contract_grain_floor_10m",
+    "full_build_int_model_vs_contract_grain_floor_10m",
+    "incremental_vs_contract_grain_floor_10m",
 )
 
 
