@@ -36,12 +36,19 @@ classified as (
         latency_ms,
         recorded_cost_usd,
         recorded_potential_cost_usd,
-        case
-            when not is_cached and recorded_cost_usd is null then 'list'
-            when is_cached and not coalesce(recorded_potential_cost_usd > 0, false) then 'cached_list'
-            else 'recorded'
-        end as pricing_case
+        -- the pricing case as booleans (exactly one is true): every sum below tests one per row
+        (not is_cached and recorded_cost_usd is null) as is_list_priced,
+        (is_cached and not coalesce(recorded_potential_cost_usd > 0, false)) as is_cached_list_priced
     from kept_requests
+
+),
+
+pricing_cases as (
+
+    select
+        *,
+        not (is_list_priced or is_cached_list_priced) as is_recorded_priced
+    from classified
 
 ),
 
@@ -59,23 +66,20 @@ hourly_sums as (
         sum(latency_ms) as latency_sum_ms,
         count(latency_ms) as latency_count,
         -- recorded: cost and potential straight from the row
-        sum(case when pricing_case = 'recorded' then coalesce(recorded_cost_usd, 0) end) as recorded_cost_usd,
-        sum(
-            case
-                when pricing_case = 'recorded' and is_cached then recorded_potential_cost_usd
-                when pricing_case = 'recorded' then recorded_cost_usd
-            end
-        ) as recorded_potential_cost_usd,
-        -- list: priced from the token sums below
-        {{ count_if("pricing_case = 'list'") }} as list_requests,
-        sum(case when pricing_case = 'list' then tokens_input else 0 end) as list_tokens_input,
-        sum(case when pricing_case = 'list' then tokens_output else 0 end) as list_tokens_output,
+        {{ sum_if('coalesce(recorded_cost_usd, 0)', 'is_recorded_priced') }} as recorded_cost_usd,
+        {{ sum_if(
+            'case when is_cached then recorded_potential_cost_usd else recorded_cost_usd end', 'is_recorded_priced'
+        ) }} as recorded_potential_cost_usd,
+        -- list: priced from the token sums below (read only when list_requests > 0)
+        {{ count_if('is_list_priced') }} as list_requests,
+        {{ sum_if('tokens_input', 'is_list_priced') }} as list_tokens_input,
+        {{ sum_if('tokens_output', 'is_list_priced') }} as list_tokens_output,
         -- cached_list: cost recorded (or 0), potential priced from the token sums below
-        {{ count_if("pricing_case = 'cached_list'") }} as cached_list_requests,
-        sum(case when pricing_case = 'cached_list' then coalesce(recorded_cost_usd, 0) end) as cached_list_cost_usd,
-        sum(case when pricing_case = 'cached_list' then tokens_input else 0 end) as cached_list_tokens_input,
-        sum(case when pricing_case = 'cached_list' then tokens_output else 0 end) as cached_list_tokens_output
-    from classified
+        {{ count_if('is_cached_list_priced') }} as cached_list_requests,
+        {{ sum_if('coalesce(recorded_cost_usd, 0)', 'is_cached_list_priced') }} as cached_list_cost_usd,
+        {{ sum_if('tokens_input', 'is_cached_list_priced') }} as cached_list_tokens_input,
+        {{ sum_if('tokens_output', 'is_cached_list_priced') }} as cached_list_tokens_output
+    from pricing_cases
     group by project_id, hour_start, provider, model
 
 ),

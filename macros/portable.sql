@@ -118,3 +118,12 @@
 {% macro postgres__count_if(condition) -%}
     count(*) filter (where {{ condition }})
 {%- endmacro %}
+
+{# The sum of an expression over the rows for which a boolean expression is true (NULL when none). #}
+{% macro sum_if(expression, condition) -%}{{ return(adapter.dispatch('sum_if', 'watchllm_analytics')(expression, condition)) }}{%- endmacro %}
+{% macro default__sum_if(expression, condition) -%}
+    sum(case when {{ condition }} then {{ expression }} end)
+{%- endmacro %}
+{% macro postgres__sum_if(expression, condition) -%}
+    sum({{ expression }}) filter (where {{ condition }})
+{%- endmacro %}
