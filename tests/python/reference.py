@@ -8,15 +8,30 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from pathlib import Path
 
 UTC = dt.UTC
 WHITESPACE = " \t\n\r\f\v"
 MICRO = Decimal("0.000001")
+# Postgres numeric is exact; Python's default Decimal context keeps 28 significant digits, which
+# sums and ratios of extreme rows exceed. Every computation here runs with this many instead.
+EXACT_DIGITS = 200
+
+
+def exact(function):
+    """Run `function` with Decimal arithmetic at EXACT_DIGITS significant digits."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with localcontext(prec=EXACT_DIGITS):
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -49,6 +64,7 @@ def load_prices(path: Path) -> list[Price]:
         ]
 
 
+@exact
 def round2(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
@@ -123,6 +139,7 @@ def list_price(prices: list[Price], provider: str, model: str, day: dt.date, tin
     return (tin * price.input_per_1m + tout * price.output_per_1m) * MICRO
 
 
+@exact
 def effective(row: dict, prices: list[Price]) -> Request:
     provider, model = name(row["provider"]), name(row["model"])
     tin, tout = row["tokens_input"] or 0, row["tokens_output"] or 0
@@ -264,6 +281,7 @@ class Reference:
         return rows
 
 
+@exact
 def compute(raw_rows: list[dict], prices: list[Price], now: dt.datetime) -> Reference:
     rejected: dict[object, str] = {}
     requests: list[Request] = []

@@ -119,3 +119,29 @@ def test_random_hostile_rows_match_the_reference(db, data):
         assert db.query("select * from public.get_dashboard_stats(%s, 45)", (project,)) == reference.dashboard(
             project, 45, today
         )
+
+
+def test_figures_beyond_28_significant_digits_match_the_reference(db):
+    """Postgres numeric is exact far past Python's default Decimal precision (28 digits): a cached
+    row whose recorded cost dwarfs its recorded potential gives a savings_pct of about -1.2e28,
+    which the reference must compute exactly too (found by the random test above)."""
+    reset(db)
+    project = uuid.UUID(int=1)
+    now = db.now()
+    base = {"project_id": project, "provider": "openai", "model": "gpt-4o", "latency_ms": 10}
+    rows = [
+        {**base, "id": uuid.uuid4(), "created_at": now - dt.timedelta(hours=2), "cached": True,
+         "tokens_input": 1, "tokens_output": 1, "cost_usd": MONEY[2], "potential_cost_usd": MONEY[1]},
+        {**base, "id": uuid.uuid4(), "created_at": now - dt.timedelta(hours=2), "cached": False,
+         "tokens_input": 2_147_483_647, "tokens_output": 2_147_483_647, "cost_usd": MONEY[1],
+         "potential_cost_usd": None},
+    ]
+    insert_rows(db, rows)
+    result = db.dbt("build", check=False)
+    assert result.returncode == 0, result.stdout[-3000:]
+
+    reference = compute(raw_rows(db), load_prices(SEED), db.now())
+    monthly = table(db, "project_savings_monthly", ("project_id", "month"))
+    assert abs(next(iter(monthly.values()))["savings_pct"]) > Decimal("1e27")
+    assert_tables_equal(monthly, reference.monthly, "project_savings_monthly")
+    assert_tables_equal(table(db, "usage_aggregations_daily", ("project_id", "date")), reference.daily, "daily")
