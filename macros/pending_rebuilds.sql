@@ -9,13 +9,14 @@
 
     One row per consumer in `watchllm_pending_rebuilds`: `pending_from` is the earliest bucket the
     producer has replaced since the consumer's last scheduled run; `9999-12-31` means nothing is
-    pending; NULL means unknown (a consumer seen for the first time, e.g. a database built by a
-    version without this table, or one whose producer table was dropped and is built anew, until
-    its first run that is not a range rebuild commits): then
-    the consumer falls back to its own lookback window, and producers leave the row alone.
+    pending; NULL means unknown (a consumer seen for the first time, e.g. on a database built by a
+    version without this table, or one whose producer table was dropped and is built anew). While
+    it is unknown, until the consumer's next run that is not a range rebuild commits, the consumer
+    falls back to its own lookback window and producers leave the row alone.
 
-      - producer: bucket_replace lowers `pending_from` to its batch's first hour, in the producer's
-        transaction (so the mark and the data commit together).
+      - producer: bucket_replace lowers `pending_from` to its batch's first bucket (hour, or
+        midnight of its first day), in the producer's transaction (so the mark and the data commit
+        together).
       - consumer: a pre-hook registers and locks its row (`for update`) before the batch is read,
         the batch reads from the day of `pending_from`, and a post-hook clears the mark, all in the
         consumer's transaction. A consumer that fails keeps its mark; a producer that commits while
