@@ -15,14 +15,16 @@ renamed as (
         id as request_id,
         project_id,
         created_at,
-        coalesce(nullif(lower({{ trim_whitespace('provider') }}), ''), 'unknown') as provider,
-        coalesce(nullif(lower({{ trim_whitespace('model') }}), ''), 'unknown') as model,
+        {{ normalised_label('provider') }} as provider,
+        {{ normalised_label('model') }} as model,
         coalesce(tokens_input, 0) as tokens_input,
         coalesce(tokens_output, 0) as tokens_output,
         cast(cost_usd as {{ money_type() }}) as recorded_cost_usd,
         cast(potential_cost_usd as {{ money_type() }}) as recorded_potential_cost_usd,
         coalesce(cached, false) as is_cached,
-        case when latency_ms >= 0 then latency_ms end as latency_ms
+        case when latency_ms >= 0 then latency_ms end as latency_ms,
+        provider as logged_provider,
+        model as logged_model
 
     from source
 

@@ -151,6 +151,35 @@ def test_dashboard_includes_rows_no_build_has_aggregated(built):
     assert after[-1]["total_savings_usd"] - before[-1]["total_savings_usd"] == Decimal("0.00045")
 
 
+def test_dashboard_merges_name_variants_no_build_has_aggregated_like_the_reference(built):
+    """The dashboard groups the not-yet-built rows by the names as logged and normalises each
+    group's names afterwards: variants of one name in one hour must add up to one key, with every
+    pricing case and an unpriced name among them. (EDGE_PROJECT: other tests compare every
+    other project's aggregates with the reference computed before this insert.)"""
+    db, _, _ = built
+    now = db.now()
+    at = max(now.replace(minute=0, second=0, microsecond=0), now - dt.timedelta(minutes=30))
+    variants = [
+        {"provider": "openai", "model": "gpt-4o-mini"},
+        {"provider": " OpenAI\t", "model": "GPT-4o-mini "},
+        {"provider": "OPENAI", "model": "gpt-4o-MINI", "cached": True, "cost_usd": 0, "potential_cost_usd": None},
+        {"provider": "openai", "model": "GPT-4O-MINI", "cost_usd": None, "latency_ms": None},
+        {"provider": None, "model": ""},
+        {"provider": "  ", "model": None, "cost_usd": None},
+        {"provider": "Mistral", "model": " My-Private-Model", "cost_usd": None, "cached": None},
+        {"provider": "mistral ", "model": "my-private-model", "tokens_input": None, "latency_ms": -1},
+    ]
+    insert_rows(db, [request(EDGE_PROJECT, at + dt.timedelta(seconds=i), **v) for i, v in enumerate(variants)])
+    today = db.query("select (now() at time zone 'UTC')::date as d")[0]["d"]
+    edge_raw = [row for row in raw_rows(db) if row["project_id"] == EDGE_PROJECT]
+    expected = compute(edge_raw, load_prices(SEED), now).dashboard(EDGE_PROJECT, 2, today)
+    actual = db.query("select * from public.get_dashboard_stats(%s, 2)", (EDGE_PROJECT,))
+    assert actual == expected
+    assert {"openai", "mistral", "unknown"} <= set(actual[-1]["requests_by_provider"])
+    assert {"gpt-4o-mini", "my-private-model", "unknown"} <= set(actual[-1]["requests_by_model"])
+    assert all(key == key.strip().lower() for key in actual[-1]["requests_by_model"])
+
+
 def test_dashboard_plans_its_queries_without_plain_index_scans_and_restores_the_setting(built):
     """At 10M rows the planner prefers walking the created_at index over every project's newest
     rows (~35 ms) to a bitmap scan of the (project_id, created_at) index (~2 ms), a choice a small
