@@ -30,7 +30,7 @@ UI_PORT ?= 3000
 ## ui: the Dagster UI on the embedded database with the demo data built; schedules on
 ui: demo
 	mkdir -p $(DAGSTER_HOME_DIR)
-	cp orchestration/dagster.yaml $(DAGSTER_HOME_DIR)/dagster.yaml
+	cp orchestration/defs/dagster.yaml $(DAGSTER_HOME_DIR)/dagster.yaml
 	@echo "Dagster UI: http://127.0.0.1:$(UI_PORT)  (Ctrl-C to stop)"
 	DAGSTER_HOME=$(DAGSTER_HOME_DIR) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev --host 127.0.0.1 --port $(UI_PORT)
 
@@ -58,7 +58,7 @@ bench-readme: setup
 
 ## lint: ruff, and sqlfluff over the SQL dbt compiles (every macro expanded; layout is checked by eye)
 lint: setup
-	$(BIN)/ruff check orchestration tests bench
+	$(BIN)/ruff check orchestration pytests bench
 	$(CLI) dbt compile --quiet
 	$(BIN)/sqlfluff lint --processes 2 --rules CP01,CP02,CP03,CP04,AL,AM,CV \
 		$$(find target/compiled/watchllm_analytics/models -name '*.sql' -not -path '*.yml/*' -not -name get_dashboard_stats.sql)

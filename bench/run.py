@@ -48,7 +48,7 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from orchestration import database, settings  # noqa: E402
-from orchestration.partitions import rebuild_vars  # noqa: E402
+from orchestration.defs.partitions import rebuild_vars  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"

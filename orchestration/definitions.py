@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dagster import Definitions, build_sensor_for_freshness_checks
 
-from orchestration.assets import daily_dbt_assets, hourly_dbt_assets, unpartitioned_dbt_assets, usage_logs
-from orchestration.checks import cache_hit_rate_drop, daily_matches_raw_rows, usage_logs_freshness_checks
-from orchestration.dbt_resources import dbt_resource
-from orchestration.retention_job import retention_job, retention_schedule
-from orchestration.schedules import daily_job, daily_schedule, hourly_job, hourly_schedule
+from orchestration.defs.assets import daily_dbt_assets, hourly_dbt_assets, unpartitioned_dbt_assets, usage_logs
+from orchestration.defs.checks import cache_hit_rate_drop, daily_matches_raw_rows, usage_logs_freshness_checks
+from orchestration.defs.jobs import retention_job, retention_schedule
+from orchestration.defs.resources import dbt_resource
+from orchestration.defs.schedules import daily_job, daily_schedule, hourly_job, hourly_schedule
 
 defs = Definitions(
     assets=[usage_logs, unpartitioned_dbt_assets, hourly_dbt_assets, daily_dbt_assets],

@@ -1,12 +1,24 @@
-"""Every default the runner uses, named in one place and overridable from the environment."""
+"""Every default the runner uses, named in one place and overridable from the environment.
+
+Nothing else in `orchestration/` reads an environment variable of ours. Values that dbt needs too
+(the lookback) are read from `dbt_project.yml`, so dbt and Python never disagree.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+from decimal import Decimal
+from functools import cache
 from pathlib import Path
+
+import yaml
+
+from orchestration.core.errors import UserError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PRICING_SEED = PROJECT_DIR / "seeds" / "model_pricing.csv"
+PRICE_SNAPSHOTS_DIR = PROJECT_DIR / "pricing" / "snapshots"
 
 LIBPQ_VARIABLES = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
 
@@ -14,19 +26,88 @@ EMBEDDED_DATA_DIR = Path(os.environ.get("WATCHLLM_DATA_DIR", PROJECT_DIR / ".dat
 EMBEDDED_DATABASE = "watchllm"
 EMBEDDED_USER = "postgres"
 
+DBT_POOL = "watchllm_dbt"  # `make ui` limits this Dagster pool to 1: two dbt runs never overlap
+DEFAULT_OWNER = "team:analytics"  # Dagster owner of a dbt asset without `meta.owner`
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def _env_int(name: str, default: int) -> int:
+    text = _env(name, str(default))
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"{name} must be a whole number, got {text!r}") from None
+
 
 def source_schema() -> str:
-    return os.environ.get("WATCHLLM_SOURCE_SCHEMA", "public")
+    """Where the proxy's usage_logs lives."""
+    return _env("WATCHLLM_SOURCE_SCHEMA", "public")
 
 
 def analytics_schema() -> str:
-    return os.environ.get("WATCHLLM_ANALYTICS_SCHEMA", "analytics")
+    """Where every output table and view is built."""
+    return _env("WATCHLLM_ANALYTICS_SCHEMA", "analytics")
 
 
 def api_schema() -> str:
-    return os.environ.get("WATCHLLM_API_SCHEMA", "public")
+    """Where get_dashboard_stats is created (the schema Supabase's RPC layer exposes)."""
+    return _env("WATCHLLM_API_SCHEMA", "public")
 
 
 def uses_external_database() -> bool:
     """True when any libpq variable is set: then that database is used, never the embedded one."""
     return any(os.environ.get(name) for name in LIBPQ_VARIABLES)
+
+
+@cache
+def dbt_vars() -> dict:
+    """The `vars:` block of dbt_project.yml: the one source of the values dbt and Python share."""
+    with open(PROJECT_DIR / "dbt_project.yml") as project:
+        return yaml.safe_load(project)["vars"]
+
+
+def lookback_hours() -> int:
+    """Hours every scheduled build re-aggregates behind its newest hour (dbt var `lookback_hours`)."""
+    return int(dbt_vars()["lookback_hours"])
+
+
+def reconcile_days() -> int:
+    """Closed days `reconcile` and the Dagster check compare with the raw rows."""
+    return _env_int("WATCHLLM_RECONCILE_DAYS", 7)
+
+
+def partitions_start() -> str:
+    """First UTC day of the Dagster partitions (YYYY-MM-DD)."""
+    text = _env("WATCHLLM_PARTITIONS_START", "2026-01-01")
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"WATCHLLM_PARTITIONS_START must be a date (YYYY-MM-DD), got {text!r}") from None
+    return text
+
+
+def hit_rate_drop_points() -> Decimal:
+    """Points below its trailing 7-day hit rate at which a project's last day warns."""
+    return Decimal(_env("WATCHLLM_HIT_RATE_DROP_POINTS", "10"))
+
+
+def hit_rate_min_requests() -> int:
+    """Requests a project needs on both sides of the hit-rate comparison to be judged."""
+    return _env_int("WATCHLLM_HIT_RATE_MIN_REQUESTS", 100)
+
+
+def logs_stale_after() -> dt.timedelta:
+    """How long without a new usage_logs row before the freshness check warns."""
+    return dt.timedelta(minutes=_env_int("WATCHLLM_LOGS_STALE_AFTER_MINUTES", 60))
+
+
+def retention_defaults() -> dict[str, str]:
+    """The retention policy as text ('forever' or a number of days), as `retention` parses it."""
+    return {
+        "raw_days": _env("WATCHLLM_RETAIN_RAW_DAYS", "forever"),
+        "hourly_days": _env("WATCHLLM_RETAIN_HOURLY_DAYS", "90"),
+        "daily_days": _env("WATCHLLM_RETAIN_DAILY_DAYS", "365"),
+    }

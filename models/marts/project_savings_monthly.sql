@@ -3,6 +3,7 @@
 {{
     config(
         materialized='incremental',
+        tags=['daily'],
         incremental_strategy='bucket_replace',
         unique_key=['project_id', 'month'],
         bucket_column='month',

@@ -3,6 +3,7 @@
 {{
     config(
         materialized='incremental',
+        tags=['hourly'],
         incremental_strategy='bucket_replace',
         unique_key=['project_id', 'hour_start'],
         bucket_column='hour_start',

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from orchestration.partitions import daily_partitions, hourly_partitions, rebuild_vars
+from orchestration.defs.partitions import daily_partitions, hourly_partitions, rebuild_vars
 
 ATTACK = "2026-01-01'; drop table public.usage_logs; --"
 UUID_ATTACK = "00000000-0000-0000-0000-000000000001'; drop table public.usage_logs; --"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from orchestration.errors import UserError
+from orchestration.core.errors import UserError
 
 SEED_COLUMNS = (
     "provider",

@@ -9,13 +9,12 @@ rows are gone (see README "Guarantees").
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass
 
 from psycopg import sql
 
 from orchestration import settings
-from orchestration.errors import UserError
+from orchestration.core.errors import UserError
 
 FOREVER = None
 
@@ -42,10 +41,11 @@ class Policy:
     @classmethod
     def from_env(cls) -> Policy:
         """WATCHLLM_RETAIN_RAW_DAYS / _HOURLY_DAYS / _DAILY_DAYS: a number of days or 'forever'."""
+        defaults = settings.retention_defaults()
         return cls(
-            raw_days=parse_days(os.environ.get("WATCHLLM_RETAIN_RAW_DAYS"), "WATCHLLM_RETAIN_RAW_DAYS"),
-            hourly_days=parse_days(os.environ.get("WATCHLLM_RETAIN_HOURLY_DAYS", "90"), "WATCHLLM_RETAIN_HOURLY_DAYS"),
-            daily_days=parse_days(os.environ.get("WATCHLLM_RETAIN_DAILY_DAYS", "365"), "WATCHLLM_RETAIN_DAILY_DAYS"),
+            raw_days=parse_days(defaults["raw_days"], "WATCHLLM_RETAIN_RAW_DAYS"),
+            hourly_days=parse_days(defaults["hourly_days"], "WATCHLLM_RETAIN_HOURLY_DAYS"),
+            daily_days=parse_days(defaults["daily_days"], "WATCHLLM_RETAIN_DAILY_DAYS"),
         )
 
     def targets(self) -> list[tuple[str, str, str, int | None]]:

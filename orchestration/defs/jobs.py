@@ -1,8 +1,8 @@
-"""The retention job: the retention policy (orchestration/retention.py) as a Dagster job and schedule."""
+"""The retention job: the retention policy (orchestration/core/retention.py) as a Dagster job and schedule."""
 
 from dagster import DefaultScheduleStatus, OpExecutionContext, ScheduleDefinition, job, op
 
-from orchestration import database, retention
+from orchestration.core import database, retention
 
 
 @op(description="Delete raw logs and aggregates older than the WATCHLLM_RETAIN_* policy, in batches.")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dagster import AssetSelection, DefaultScheduleStatus, build_schedule_from_partitioned_job, define_asset_job
 
-from orchestration.assets import daily_dbt_assets, hourly_dbt_assets
-from orchestration.partitions import daily_partitions, hourly_partitions
+from orchestration.defs.assets import daily_dbt_assets, hourly_dbt_assets
+from orchestration.defs.partitions import daily_partitions, hourly_partitions
 
 hourly_job = define_asset_job(
     "hourly_usage", selection=AssetSelection.assets(hourly_dbt_assets), partitions_def=hourly_partitions

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 
 from dagster import DailyPartitionsDefinition, HourlyPartitionsDefinition, TimeWindow
 
-PARTITIONS_START = os.environ.get("WATCHLLM_PARTITIONS_START", "2026-01-01")
+from orchestration import settings
+
+PARTITIONS_START = settings.partitions_start()
 
 hourly_partitions = HourlyPartitionsDefinition(start_date=f"{PARTITIONS_START}-00:00", timezone="UTC")
 daily_partitions = DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone="UTC")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 from pathlib import Path
 
-from orchestration import backfill, database, generate, pricing, reconcile, retention, settings, stats
-from orchestration.dbt_runner import run_dbt
-from orchestration.errors import UserError
+from orchestration import settings
+from orchestration.cli import backfill, generate, pricing, stats
+from orchestration.core import database, reconcile, retention
+from orchestration.core.dbt_runner import run_dbt
+from orchestration.core.errors import UserError
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -84,7 +85,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from orchestration.summary import print_summary
+    from orchestration.cli.summary import print_summary
 
     with database.cursor(database.resolve()) as cur:
         print_summary(cur, days=args.days)
@@ -112,7 +113,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 def cmd_reconcile(args: argparse.Namespace) -> int:
     conn = database.resolve()
     with database.cursor(conn) as cur:
-        mismatches = reconcile.mismatched_days(cur, args.days)
+        mismatches = reconcile.mismatched_days(cur, args.days, args.lookback_hours)
     if not mismatches:
         print(f"every closed day of the last {args.days} agrees with the raw rows")
         return 0
@@ -127,7 +128,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         if run_dbt(conn, reconcile.rebuild_args(start, end)).returncode != 0:
             raise UserError(f"the rebuild of {start} .. {end} failed: see dbt's output above, then run it again")
     with database.cursor(conn) as cur:
-        left = reconcile.mismatched_days(cur, args.days)
+        left = reconcile.mismatched_days(cur, args.days, args.lookback_hours)
     if left:
         raise UserError(f"{len(left)} day(s) still differ after the rebuild, e.g. {left[0].describe()}")
     print("healed: every closed day agrees with the raw rows")
@@ -219,7 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     bf.set_defaults(func=cmd_backfill)
 
     rc = sub.add_parser("reconcile", help="compare recent closed days with the raw rows; --heal rebuilds them")
-    rc.add_argument("--days", type=int, default=reconcile.DEFAULT_WINDOW_DAYS, help="window of closed days")
+    rc.add_argument("--days", type=int, default=settings.reconcile_days(), help="window of closed days")
+    rc.add_argument(
+        "--lookback-hours",
+        type=int,
+        default=settings.lookback_hours(),
+        help="the lookback your scheduled builds use (dbt var lookback_hours; default from dbt_project.yml)",
+    )
     rc.add_argument("--heal", action="store_true", help="rebuild the days that differ, then check again")
     rc.set_defaults(func=cmd_reconcile)
 
@@ -229,9 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     rb.set_defaults(func=cmd_rebuild)
 
     rt = sub.add_parser("retention", help="delete raw logs and aggregates older than the retention policy")
-    rt.add_argument("--raw-days", default=os.environ.get("WATCHLLM_RETAIN_RAW_DAYS", "forever"))
-    rt.add_argument("--hourly-days", default=os.environ.get("WATCHLLM_RETAIN_HOURLY_DAYS", "90"))
-    rt.add_argument("--daily-days", default=os.environ.get("WATCHLLM_RETAIN_DAILY_DAYS", "365"))
+    retention_defaults = settings.retention_defaults()
+    rt.add_argument("--raw-days", default=retention_defaults["raw_days"])
+    rt.add_argument("--hourly-days", default=retention_defaults["hourly_days"])
+    rt.add_argument("--daily-days", default=retention_defaults["daily_days"])
     rt.add_argument("--batch-size", type=int, default=10_000)
     rt.add_argument("--dry-run", action="store_true", help="only count what would go")
     rt.set_defaults(func=cmd_retention)

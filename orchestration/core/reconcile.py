@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from dataclasses import dataclass
 
 from psycopg import sql
 
 from orchestration import settings
-from orchestration.errors import UserError
+from orchestration.core.errors import UserError
 
-DEFAULT_WINDOW_DAYS = int(os.environ.get("WATCHLLM_RECONCILE_DAYS", "7"))
 MAX_WINDOW_DAYS = 366
-# dbt_project.yml's var lookback_hours: days the next scheduled build still reaches are open, not checked
-LOOKBACK_HOURS = int(os.environ.get("WATCHLLM_LOOKBACK_HOURS", "3"))
 
 # The closed past: from the day after the oldest day that still has raw rows (retention may have
 # cut it part-way) up to the first hour the next scheduled build still rebuilds (closed_until).
@@ -118,16 +114,20 @@ def check_window(days: int) -> None:
         raise UserError(f"the reconciliation window must be 1..{MAX_WINDOW_DAYS} days, got {days}")
 
 
-def mismatched_days(cur, days: int = DEFAULT_WINDOW_DAYS) -> list[DayMismatch]:
+def mismatched_days(cur, days: int | None = None, lookback_hours: int | None = None) -> list[DayMismatch]:
     """Days of the last `days` whose closed hours' aggregates differ from the kept raw rows."""
+    days = settings.reconcile_days() if days is None else days
+    lookback_hours = settings.lookback_hours() if lookback_hours is None else lookback_hours
     check_window(days)
+    if lookback_hours < 0:
+        raise UserError(f"the lookback must be 0 hours or more, got {lookback_hours}")
     schema = settings.analytics_schema()
     window = cur.execute(
         sql.SQL(WINDOW_SQL).format(
             logs=sql.Identifier(settings.source_schema(), "usage_logs"),
             hourly=sql.Identifier(schema, "int_usage_hourly_by_model"),
         ),
-        {"days": days, "lookback": LOOKBACK_HOURS},
+        {"days": days, "lookback": lookback_hours},
     ).fetchone()
     first_day, open_day, closed_until = window
     if first_day is None or closed_until is None or first_day > open_day:

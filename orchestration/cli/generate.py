@@ -19,10 +19,11 @@ from pathlib import Path
 
 from psycopg import sql
 
-from orchestration import database, settings
-from orchestration.database import Connection
-from orchestration.errors import UserError
-from orchestration.pricing import read_seed
+from orchestration import settings
+from orchestration.cli.pricing import read_seed
+from orchestration.core import database
+from orchestration.core.database import Connection
+from orchestration.core.errors import UserError
 
 # The model mix: (provider, model, relative weight). Only models the pricing seed prices are used
 # for the main traffic; UNPRICED_MODELS stand for the long tail the seed does not know.

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from orchestration import settings
-from orchestration.database import Connection
+from orchestration.core.database import Connection
 
 
 def dbt_executable() -> str:

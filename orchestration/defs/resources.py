@@ -6,8 +6,9 @@ import os
 
 from dagster_dbt import DbtCliResource, DbtProject
 
-from orchestration import database, settings
-from orchestration.dbt_runner import dbt_executable
+from orchestration import settings
+from orchestration.core import database
+from orchestration.core.dbt_runner import dbt_executable
 
 dbt_project = DbtProject(project_dir=settings.PROJECT_DIR, profiles_dir=settings.PROJECT_DIR)
 # `dagster dev` re-parses the project on start; `make setup` runs `dbt parse` for everything else,

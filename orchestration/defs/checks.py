@@ -1,17 +1,12 @@
 """Asset checks beyond dbt's tests: daily vs raw reconciliation, the cache hit-rate drop alert, freshness."""
 
-import datetime as dt
-import os
 from decimal import Decimal
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check, build_last_update_freshness_checks
 from psycopg import sql
 
-from orchestration import database, reconcile, settings
-
-HIT_RATE_DROP_POINTS = Decimal(os.environ.get("WATCHLLM_HIT_RATE_DROP_POINTS", "10"))
-HIT_RATE_MIN_REQUESTS = int(os.environ.get("WATCHLLM_HIT_RATE_MIN_REQUESTS", "100"))
-LOGS_STALE_AFTER = dt.timedelta(minutes=int(os.environ.get("WATCHLLM_LOGS_STALE_AFTER_MINUTES", "60")))
+from orchestration import settings
+from orchestration.core import database, reconcile
 
 HIT_RATE_DROP_SQL = """
 with bounds as (
@@ -39,10 +34,12 @@ order by 100.0 * week_cached / week_requests - 100.0 * day_cached / day_requests
 """
 
 
-def hit_rate_drops(cur, points: Decimal = HIT_RATE_DROP_POINTS, min_requests: int = HIT_RATE_MIN_REQUESTS) -> list:
+def hit_rate_drops(cur, points: Decimal | None = None, min_requests: int | None = None) -> list:
     """Projects whose hit rate on the last complete UTC day is more than `points` below their trailing 7 days."""
     daily = sql.Identifier(settings.analytics_schema(), "usage_aggregations_daily")
     query = sql.SQL(HIT_RATE_DROP_SQL).format(daily=daily)
+    points = settings.hit_rate_drop_points() if points is None else points
+    min_requests = settings.hit_rate_min_requests() if min_requests is None else min_requests
     return cur.execute(query, {"points": points, "min_requests": min_requests}).fetchall()
 
 
@@ -57,7 +54,7 @@ def cache_hit_rate_drop() -> AssetCheckResult:
         severity=AssetCheckSeverity.WARN,
         metadata={
             "projects_dropped": len(drops),
-            "threshold_points": float(HIT_RATE_DROP_POINTS),
+            "threshold_points": float(settings.hit_rate_drop_points()),
             "worst": ", ".join(f"{p}: {d}% vs {w}%" for p, d, w in drops[:5]) or "none",
         },
     )
@@ -69,13 +66,13 @@ def daily_matches_raw_rows() -> AssetCheckResult:
     the kept raw rows: rows that arrived later than the lookback window. Heal: backfill the reported days
     (daily_usage partitions) or run `watchllm-analytics reconcile --heal`."""
     with database.cursor(database.resolve()) as cur:
-        mismatches = reconcile.mismatched_days(cur, reconcile.DEFAULT_WINDOW_DAYS)
+        mismatches = reconcile.mismatched_days(cur, settings.reconcile_days())
     ranges = reconcile.day_ranges([m.day for m in mismatches])
     return AssetCheckResult(
         passed=not mismatches,
         severity=AssetCheckSeverity.ERROR,
         metadata={
-            "window_days": reconcile.DEFAULT_WINDOW_DAYS,
+            "window_days": settings.reconcile_days(),
             "days_differing": len(mismatches),
             "days": ", ".join(str(m.day) for m in mismatches) or "none",
             "worst": mismatches[0].describe() if mismatches else "none",
@@ -92,6 +89,6 @@ def daily_matches_raw_rows() -> AssetCheckResult:
 
 usage_logs_freshness_checks = build_last_update_freshness_checks(
     assets=[AssetKey(["proxy", "usage_logs"])],
-    lower_bound_delta=LOGS_STALE_AFTER,
+    lower_bound_delta=settings.logs_stale_after(),
     severity=AssetCheckSeverity.WARN,
 )

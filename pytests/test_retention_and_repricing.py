@@ -57,7 +57,7 @@ def test_the_dagster_retention_job_applies_the_configured_policy(make_db, monkey
     daily_before = table(db, "usage_aggregations_daily", ("project_id", "date"))
     for name, value in {**db.env, "WATCHLLM_RETAIN_HOURLY_DAYS": "2", "WATCHLLM_RETAIN_DAILY_DAYS": "forever"}.items():
         monkeypatch.setenv(name, value)
-    from orchestration.retention_job import retention_job
+    from orchestration.defs.jobs import retention_job
 
     assert retention_job.execute_in_process().success
     assert (

@@ -25,7 +25,7 @@ from conftest import (
 )
 from test_reliability import start_dbt
 
-from orchestration import database, reconcile
+from orchestration.core import database, reconcile
 
 
 def snapshot(db) -> dict[str, dict]:
@@ -122,7 +122,7 @@ def test_rows_later_than_the_lookback_are_reported_and_a_backfill_of_those_days_
     # The Dagster asset check reports the same day and says how to heal it.
     for name, value in db.env.items():
         monkeypatch.setenv(name, value)
-    from orchestration.checks import daily_matches_raw_rows
+    from orchestration.defs.checks import daily_matches_raw_rows
 
     result = daily_matches_raw_rows()
     assert not result.passed
@@ -143,18 +143,18 @@ def test_a_late_row_in_the_closed_hours_of_the_newest_day_is_reported(db):
     newest = db.query("select max(hour_start) as h from analytics.int_usage_hourly_by_model")[0]["h"]
     # a lookback that does not start at midnight, so the newest day has closed hours
     lookback = 3 if (newest - dt.timedelta(hours=3)).astimezone(dt.UTC).hour != 0 else 4
-    lookback_env = {"WATCHLLM_LOOKBACK_HOURS": str(lookback)}
+    reconcile = ("reconcile", "--days", "5", "--lookback-hours", str(lookback))
     run_vars = ("--vars", f"{{lookback_hours: {lookback}}}")
-    assert db.cli("reconcile", "--days", "5", extra_env=lookback_env).returncode == 0
+    assert db.cli(*reconcile).returncode == 0
     late = newest - dt.timedelta(hours=lookback, minutes=50)
     insert_rows(db, [request(uuid.uuid4(), late)])
     db.dbt("run", *run_vars)  # the scheduled build: the row is older than its lookback
-    report = db.cli("reconcile", "--days", "5", check=False, extra_env=lookback_env)
+    report = db.cli(*reconcile, check=False)
     assert report.returncode == 1, report.stdout + report.stderr
     assert str(late.astimezone(dt.UTC).date()) in report.stdout
     assert (newest - dt.timedelta(hours=lookback)).astimezone(dt.UTC).date() == late.astimezone(dt.UTC).date()
-    db.cli("reconcile", "--days", "5", "--heal", extra_env=lookback_env)
-    assert db.cli("reconcile", "--days", "5", extra_env=lookback_env).returncode == 0
+    db.cli(*reconcile, "--heal")
+    assert db.cli(*reconcile).returncode == 0
     assert_matches_raw(db)
 
 

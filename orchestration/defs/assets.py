@@ -21,13 +21,15 @@ from dagster_dbt import (
 )
 from psycopg import sql
 
-from orchestration import database, settings
-from orchestration.dbt_resources import dbt_project, use_resolved_database
-from orchestration.partitions import daily_partitions, hourly_partitions, rebuild_vars
+from orchestration import settings
+from orchestration.core import database
+from orchestration.defs.partitions import daily_partitions, hourly_partitions, rebuild_vars
+from orchestration.defs.resources import dbt_project, use_resolved_database
 
-HOURLY_MODELS = "int_usage_hourly_by_model usage_aggregations_hourly"
-DAILY_MODELS = "usage_aggregations_daily usage_by_model_daily project_savings_monthly"
-DBT_POOL = "watchllm_dbt"  # make ui limits this pool to 1: two dbt runs never overlap
+# Models are picked by dbt tag (config tags in the model files), so a new model needs no Python edit.
+HOURLY_MODELS = "tag:hourly"
+DAILY_MODELS = "tag:daily"
+DBT_POOL = settings.DBT_POOL
 # Signs of a transient database problem in a failed dbt run: those runs are retried, failed tests are not.
 TRANSIENT_ERRORS = (
     "could not connect",
@@ -38,8 +40,6 @@ TRANSIENT_ERRORS = (
     "the database system is starting up",
     "the database system is shutting down",
 )
-LOOKBACK_HOURS = 3  # same default as the dbt var lookback_hours
-DEFAULT_OWNER = "team:analytics"
 
 
 class WatchllmTranslator(DagsterDbtTranslator):
@@ -60,7 +60,7 @@ class WatchllmTranslator(DagsterDbtTranslator):
         return AssetKey([dbt_resource_props["name"]])
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]):
-        owner = (dbt_resource_props.get("meta") or {}).get("owner") or DEFAULT_OWNER
+        owner = (dbt_resource_props.get("meta") or {}).get("owner") or settings.DEFAULT_OWNER
         return [owner]
 
 
@@ -159,7 +159,7 @@ def unpartitioned_dbt_assets(context: AssetExecutionContext, dbt: DbtCliResource
 def hourly_dbt_assets(context: AssetExecutionContext, dbt: DbtCliResource):
     """The hourly pass. A single partition (the schedule) also re-reads the lookback before it;
     a backfill of any range is one dbt invocation over exactly that range."""
-    lookback = LOOKBACK_HOURS if _single_partition(context) else 0
+    lookback = settings.lookback_hours() if _single_partition(context) else 0
     # the daily roll-up test belongs to the daily run, which has not caught up with this hour yet
     exclude = ["--exclude", "assert_daily_matches_hourly_by_model"]
     yield from _build(context, dbt, ["--vars", rebuild_vars(context.partition_time_window, lookback), *exclude])

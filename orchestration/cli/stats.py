@@ -9,7 +9,7 @@ from decimal import Decimal
 from psycopg import sql
 
 from orchestration import settings
-from orchestration.errors import UserError
+from orchestration.core.errors import UserError
 
 DASHBOARD_COLUMNS = (
     "date",

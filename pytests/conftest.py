@@ -15,7 +15,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from orchestration import database, settings
+from orchestration import settings
+from orchestration.core import database
 
 REPO = settings.PROJECT_DIR
 SEED = REPO / "seeds" / "model_pricing.csv"

@@ -54,7 +54,7 @@ def defs():
 
 
 def dbt_resources():
-    from orchestration.dbt_resources import dbt_resource
+    from orchestration.defs.resources import dbt_resource
 
     return {"dbt": dbt_resource()}
 
@@ -101,7 +101,7 @@ def test_lineage_runs_from_usage_logs_to_the_dashboard_function(defs):
 
 
 def test_one_hourly_and_one_daily_partition_write_the_right_numbers(db):
-    from orchestration.assets import daily_dbt_assets, hourly_dbt_assets
+    from orchestration.defs.assets import daily_dbt_assets, hourly_dbt_assets
 
     hour = (db.now() - dt.timedelta(days=2)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     project = uuid.UUID("da650000-0000-0000-0000-000000000001")
@@ -135,7 +135,7 @@ def test_one_hourly_and_one_daily_partition_write_the_right_numbers(db):
 
 
 def test_three_day_single_run_backfill_equals_a_full_rebuild(db):
-    from orchestration.assets import daily_dbt_assets, hourly_dbt_assets
+    from orchestration.defs.assets import daily_dbt_assets, hourly_dbt_assets
 
     first = (db.now() - dt.timedelta(days=4)).astimezone(UTC).date()
     last = first + dt.timedelta(days=2)
@@ -187,14 +187,14 @@ def test_schedules_request_the_partition_that_just_closed(defs):
 
 
 def test_hourly_schedule_run_includes_the_lookback(db):
-    from orchestration.partitions import hourly_partitions, rebuild_vars
+    from orchestration.defs.partitions import hourly_partitions, rebuild_vars
 
     window = hourly_partitions.time_window_for_partition_key("2026-11-27-13:00")
     assert json.loads(rebuild_vars(window, 3)) == {"start": "2026-11-27T10:00", "end": "2026-11-27T14:00"}
 
 
 def test_hit_rate_drop_check_fires_on_a_drop_and_stays_quiet_otherwise(make_db):
-    from orchestration.checks import hit_rate_drops
+    from orchestration.defs.checks import hit_rate_drops
 
     db = make_db("wl_test_hit_rate")
     today = db.now().astimezone(UTC).date()

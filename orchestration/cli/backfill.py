@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from orchestration import settings
-from orchestration.errors import UserError
+from orchestration.core.errors import UserError
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 
 from orchestration import settings
-from orchestration.errors import UserError
+from orchestration.core.errors import UserError
 
 # Server settings for the embedded database (a laptop-sized analytics box), applied on first start.
 EMBEDDED_SERVER_SETTINGS = {

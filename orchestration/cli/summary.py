@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from orchestration import settings, stats
+from orchestration import settings
+from orchestration.cli import stats
 
 
 def print_summary(cur, days: int = 30) -> None:

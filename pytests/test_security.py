@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from conftest import BUILD_TIMEZONE, insert_rows, request
 
-from orchestration import database
+from orchestration.core import database
 
 USER_A, USER_B, USER_C = (uuid.UUID(int=i) for i in (0xA, 0xB, 0xC))
 PROJECT_A, PROJECT_B, PROJECT_SHARED = (uuid.UUID(int=0x1000 + i) for i in range(3))

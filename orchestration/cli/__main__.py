@@ -1,0 +1,5 @@
+"""`python -m orchestration.cli` runs the `watchllm-analytics` command."""
+
+from orchestration.cli.main import main
+
+raise SystemExit(main())
