@@ -64,11 +64,13 @@ lint: setup
 		$$(find target/compiled/watchllm_analytics/models -name '*.sql' -not -path '*.yml/*' -not -name get_dashboard_stats.sql)
 
 ## pricing-seed: rebuild seeds/model_pricing.csv from the documented history and the LiteLLM snapshots
+## in pricing/snapshots/ (oldest first; see pricing/snapshots/README.md)
+SNAPSHOTS := pricing/snapshots
 pricing-seed: $(VENV)/.installed
 	cp pricing/known_price_history.csv seeds/model_pricing.csv
-	$(CLI) pricing import ../shared/data/litellm-1.53.1-model-prices.json --as-of 2024-11-28 \
+	$(CLI) pricing import $(SNAPSHOTS)/litellm-1.53.1-model-prices.json --as-of 2024-11-28 \
 		--source "LiteLLM 1.53.1 model_prices_and_context_window.json"
-	$(CLI) pricing import ../shared/data/litellm-1.110.2-model-prices.json --as-of 2026-11-01 \
+	$(CLI) pricing import $(SNAPSHOTS)/litellm-1.110.2-model-prices.json --as-of 2026-11-01 \
 		--source "LiteLLM 1.110.2 model_prices_and_context_window.json"
 
 db-stop:

@@ -1,4 +1,4 @@
--- The original design guide's aggregation (../shared/origin/usage-analytics-guide.md), written
+-- The original design guide's aggregation (summarised in docs/contract.md, "Where this came from"), written
 -- faithfully from its description, as the baseline of bench scenario 5. Not part of the product.
 -- {schema}: where these objects live; {logs}: the usage_logs table they read.
 

@@ -1,6 +1,6 @@
 """An independent, plain-Python computation of every contract output, from raw rows and the seed CSV.
 
-It shares no code with the dbt models: it re-reads CONTRACT.md's rules and applies them row by
+It shares no code with the dbt models: it re-reads the rules of docs/contract.md and applies them row by
 row with Decimal, so a test comparing the two fails when either drifts from the contract.
 """
 

@@ -15,7 +15,9 @@ import pytest
 from conftest import REPO, SEED, Db, raw_rows
 from reference import compute, effective, load_prices
 
-SNAPSHOTS = REPO.parent / "shared" / "data"
+from orchestration import settings
+
+SNAPSHOTS = settings.PRICE_SNAPSHOTS_DIR
 OLD_SNAPSHOT = SNAPSHOTS / "litellm-1.53.1-model-prices.json"
 NEW_SNAPSHOT = SNAPSHOTS / "litellm-1.110.2-model-prices.json"
 END = "2026-11-20T12:00"
