@@ -1,6 +1,7 @@
 {#
-    Kept requests matching `request_filter` (SQL over int_usage_logs_validated's columns),
-    aggregated per project, UTC hour, provider and model and priced: the query behind
+    Kept requests of `requests` (int_usage_logs_validated, or a CTE over it) matching
+    `request_filter` (SQL over its columns), aggregated per project, UTC hour, provider and model
+    and priced from `prices` (stg_pricing__model_prices, or a CTE over it): the query behind
     int_usage_hourly_by_model, and the one get_dashboard_stats runs over the requests no build has
     aggregated yet, so both apply the contract's rules with the same code.
 
@@ -19,10 +20,10 @@
     into a few dozen groups, and trimming and lower-casing per row was half of its time (make bench).
     A build's pass has about as many groups as rows, so it normalises per row.
 #}
-{% macro aggregate_requests_by_hour(request_filter, group_by_logged_labels=false) -%}
+{% macro aggregate_requests_by_hour(requests, prices, request_filter='true', group_by_logged_labels=false) -%}
 with kept_requests as (
 
-    select * from {{ ref('int_usage_logs_validated') }}
+    select * from {{ requests }}
     where
         is_kept
         and {{ request_filter }}
@@ -144,7 +145,7 @@ dated_sums as (
 
 priced_sums as (
 
-    {{ match_model_prices('dated_sums', 'usage_date') }}
+    {{ match_model_prices('dated_sums', 'usage_date', prices) }}
 
 ),
 

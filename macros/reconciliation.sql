@@ -5,21 +5,24 @@
     one layer (a Dagster partition) is never judged against a layer it did not touch.
 #}
 
-{# Closed days of the recent window: before the open lookback, after the oldest retained raw day. #}
-{% macro reconciliation_window() %}
+{#
+    Closed days of the recent window: before the open lookback of `hourly_by_model`
+    (int_usage_hourly_by_model), after the oldest day `staged_requests` (stg_proxy__usage_logs) still has.
+#}
+{% macro reconciliation_window(hourly_by_model, staged_requests) %}
 
     select
         greatest(
             {{ utc_date('max(hourly.hour_start) - ' ~ hours(var('lookback_hours'))) }} - {{ var('quality_window_days') | int }},
-            (select {{ utc_date('min(created_at)') }} + 1 from {{ ref('stg_proxy__usage_logs') }})
+            (select {{ utc_date('min(created_at)') }} + 1 from {{ staged_requests }})
         ) as first_day,
         {{ utc_date('max(hourly.hour_start) - ' ~ hours(var('lookback_hours'))) }} as open_day
-    from {{ ref('int_usage_hourly_by_model') }} as hourly
+    from {{ hourly_by_model }} as hourly
 
 {% endmacro %}
 
-{# Per project and day: `relation`'s totals next to int_usage_hourly_by_model's, over `days` (a CTE name). #}
-{% macro compare_with_hourly_by_model(relation, day_expression, days) %}
+{# Per project and day: `relation`'s totals next to `hourly_by_model`'s, over `days` (a CTE name). #}
+{% macro compare_with_hourly_by_model(relation, day_expression, days, hourly_by_model) %}
 
     aggregate_totals as (
         select project_id, {{ day_expression }} as day, sum(total_requests) as requests,
@@ -33,7 +36,7 @@
     hourly_by_model_totals as (
         select project_id, {{ utc_date('hour_start') }} as day, sum(total_requests) as requests,
             sum(tokens_input) as tokens_input, sum(cached_requests) as cached_requests
-        from {{ ref('int_usage_hourly_by_model') }}
+        from {{ hourly_by_model }}
         where hour_start >= {{ utc_midnight('(select first_day from ' ~ days ~ ')') }}
             and hour_start < {{ utc_midnight('(select last_day from ' ~ days ~ ') + 1') }}
         group by project_id, {{ utc_date('hour_start') }}
@@ -55,16 +58,19 @@
 
 {% endmacro %}
 
-{# Per project and closed day: kept raw rows next to int_usage_hourly_by_model. #}
-{% macro kept_rows_against_hourly_by_model() %}
+{#
+    Per project and closed day: kept raw rows of `priced_requests` (int_usage_logs_priced) next to
+    `hourly_by_model` (int_usage_hourly_by_model).
+#}
+{% macro kept_rows_against_hourly_by_model(priced_requests, hourly_by_model, staged_requests) %}
 
 with window_days as (
-    {{ reconciliation_window() }}
+    {{ reconciliation_window(hourly_by_model, staged_requests) }}
 ),
 
 kept as (
     select project_id, usage_date as day, count(*) as requests, sum(tokens_input) as tokens_input
-    from {{ ref('int_usage_logs_priced') }}
+    from {{ priced_requests }}
     where
         created_at >= {{ utc_midnight('(select first_day from window_days)') }}
         and created_at < {{ utc_midnight('(select open_day from window_days)') }}
@@ -74,7 +80,7 @@ kept as (
 aggregated as (
     select project_id, {{ utc_date('hour_start') }} as day, sum(total_requests) as requests,
         sum(tokens_input) as tokens_input
-    from {{ ref('int_usage_hourly_by_model') }}
+    from {{ hourly_by_model }}
     where
         hour_start >= {{ utc_midnight('(select first_day from window_days)') }}
         and hour_start < {{ utc_midnight('(select open_day from window_days)') }}

@@ -4,7 +4,9 @@
 #}
 {{ config(severity='warn', meta={'dagster': {'ref': {'name': 'int_usage_hourly_by_model'}}}) }}
 
-{{ kept_rows_against_hourly_by_model() }}
+{{ kept_rows_against_hourly_by_model(
+    ref('int_usage_logs_priced'), ref('int_usage_hourly_by_model'), ref('stg_proxy__usage_logs')
+) }}
 
 select * from compared
 where kept_requests != aggregated_requests or kept_tokens_input != aggregated_tokens_input

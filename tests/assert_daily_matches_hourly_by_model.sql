@@ -8,6 +8,6 @@ with days as (
     from {{ ref('usage_aggregations_daily') }}
 ),
 
-{{ compare_with_hourly_by_model(ref('usage_aggregations_daily'), 'date', 'days') }}
+{{ compare_with_hourly_by_model(ref('usage_aggregations_daily'), 'date', 'days', ref('int_usage_hourly_by_model')) }}
 
 select * from compared

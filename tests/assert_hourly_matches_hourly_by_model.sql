@@ -8,6 +8,8 @@ with days as (
     from {{ ref('usage_aggregations_hourly') }}
 ),
 
-{{ compare_with_hourly_by_model(ref('usage_aggregations_hourly'), utc_date('hour_start'), 'days') }}
+{{ compare_with_hourly_by_model(
+    ref('usage_aggregations_hourly'), utc_date('hour_start'), 'days', ref('int_usage_hourly_by_model')
+) }}
 
 select * from compared

@@ -27,5 +27,24 @@
     )
 }}
 
-{{ aggregate_requests_by_hour(incremental_time_filter('created_at', 'hour_start', 'hour')) }}
+with validated_requests as (
+
+    select * from {{ ref('int_usage_logs_validated') }}
+    where {{ incremental_time_filter('created_at', 'hour_start', 'hour') }}
+
+),
+
+model_prices as (
+
+    select * from {{ ref('stg_pricing__model_prices') }}
+
+),
+
+hourly_sums as (
+
+    {{ aggregate_requests_by_hour('validated_requests', 'model_prices') | indent(4) }}
+
+)
+
+select * from hourly_sums
 order by hour_start

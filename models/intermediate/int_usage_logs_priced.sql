@@ -11,6 +11,12 @@ with kept_requests as (
 
 ),
 
+model_prices as (
+
+    select * from {{ ref('stg_pricing__model_prices') }}
+
+),
+
 requests_dated as (
 
     select
@@ -22,7 +28,7 @@ requests_dated as (
 
 price_matched as (
 
-    {{ match_model_prices('requests_dated', 'usage_date') }}
+    {{ match_model_prices('requests_dated', 'usage_date', 'model_prices') }}
 
 ),
 

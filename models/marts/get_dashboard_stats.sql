@@ -130,6 +130,8 @@ begin
             unpriced_requests
         from (
             {{ aggregate_requests_by_hour(
+                ref('int_usage_logs_validated'),
+                ref('stg_pricing__model_prices'),
                 "project_id = p_project_id and created_at >= greatest(v_open_from, " ~ utc_midnight('v_open_day')
                 ~ ") and created_at < " ~ utc_midnight('v_today + 1'),
                 group_by_logged_labels=true,
