@@ -22,7 +22,7 @@ INCREMENTAL_TABLES = ("int_usage_hourly_by_model", *GRAINS)
 
 
 def table_oids(db) -> dict[str, int]:
-    """Each incremental table's OID: a rewritten table (macros/bucket_replace.sql) gets a new one."""
+    """Each incremental table's OID: a rewritten table (macros/incremental/bucket_replace.sql) gets a new one."""
     return {
         name: db.query("select %s::regclass::oid as oid", (f"analytics.{name}",))[0]["oid"]
         for name in INCREMENTAL_TABLES
@@ -90,7 +90,7 @@ def test_a_scheduled_build_rebuilds_only_the_days_whose_hours_changed(db):
     first_rebuilt_day = (newest - dt.timedelta(hours=3)).astimezone(UTC).date()  # the hourly window
     insert_rows(db, [request(LATE_PROJECT, newest - dt.timedelta(hours=1, minutes=7))])
     before = {name: row_versions(db, name) for name in DAILY_CONSUMERS}
-    # Replace buckets by delete + insert only: a table rewrite (macros/bucket_replace.sql, chosen
+    # Replace buckets by delete + insert only: a table rewrite (macros/incremental/bucket_replace.sql, chosen
     # when the batch has >= 25% of the table's pages, which on these tiny tables depends on their
     # dead rows and on the hour of day) gives the rows it keeps new xmins too (failed CI once).
     db.dbt("run", "--vars", "{bucket_replace_rewrite_fraction: 2}")

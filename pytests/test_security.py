@@ -158,7 +158,7 @@ def test_anon_can_read_and_call_nothing(db):
 
 def test_policies_and_grants_survive_every_way_dbt_writes(db):
     # a table dbt creates from scratch (first build after a drop), an incremental run that deletes
-    # and inserts, one that rewrites the tables (macros/bucket_replace.sql), a full refresh
+    # and inserts, one that rewrites the tables (macros/incremental/bucket_replace.sql), a full refresh
     with db.connect() as conn:
         conn.execute("drop table analytics.usage_aggregations_hourly")
     db.dbt("run", "--select", "usage_aggregations_hourly")

@@ -4,7 +4,7 @@
     the dashboard function built on top of it. Only when the column list changes in a way Postgres
     cannot replace (a column removed or renamed) is the old view dropped first.
     Views are security_invoker (PostgreSQL 15+): a caller reads through them with its own rights,
-    so the row level security of the tables underneath applies (macros/tenant_access.sql).
+    so the row level security of the tables underneath applies (macros/security/tenant_access.sql).
 #}
 {% materialization view, adapter='postgres' %}
     {%- set target_relation = this.incorporate(type='view') -%}

@@ -1,6 +1,6 @@
 {#
     The one pass over raw requests: additive sums and counts per project, UTC hour, provider and
-    model (macros/aggregate_requests_by_hour.sql). Every mart rolls up from here, so no mart
+    model (macros/aggregation/aggregate_requests_by_hour.sql). Every mart rolls up from here, so no mart
     rescans usage_logs for history. Incremental: replaces whole (project_id, hour_start) buckets
     inside the rebuild window.
 

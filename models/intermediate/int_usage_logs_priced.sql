@@ -1,6 +1,6 @@
 {#
-    Kept requests with their effective cost, potential cost and savings (contract section 4).
-    The price comes from macros/match_model_prices.sql; unknown stays NULL and marks the row
+    Kept requests with their effective cost, potential cost and savings (docs/contract.md, section 4).
+    The price comes from macros/pricing/match_model_prices.sql; unknown stays NULL and marks the row
     unpriced. int_usage_hourly_by_model applies the same rules to hourly sums instead of rows.
 #}
 

@@ -1,5 +1,5 @@
 {#
-    Every usage_logs row with its verdict (contract section 3, "Rejected"): `is_kept` says whether
+    Every usage_logs row with its verdict (docs/contract.md, section 3, "Rejected"): `is_kept` says whether
     the aggregates keep it, and `rejection_reason` names every rule a rejected row breaks (NULL for
     a kept row). `is_kept` is plain predicates so the planner can estimate it and the text of the
     reason is only built for the rows the quarantine view reads.

@@ -1,5 +1,5 @@
 {#
-    The dashboard function (contract section 6). Closed days come from usage_aggregations_daily;
+    The dashboard function (docs/contract.md, section 6). Closed days come from usage_aggregations_daily;
     the still-open tail (everything the next scheduled build would rebuild) is read from
     int_usage_hourly_by_model and, past its newest hour minus the lookback, from the requests
     through the same query the build runs (aggregate_requests_by_hour), so a figure does not

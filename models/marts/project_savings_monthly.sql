@@ -1,4 +1,4 @@
-{# Cache savings per project and UTC month (contract section 5), rolled up from the daily totals. #}
+{# Cache savings per project and UTC month (docs/contract.md, section 5), rolled up from the daily totals. #}
 
 {{
     config(

@@ -1,4 +1,4 @@
-{# Usage per project and UTC date (contract section 5), rolled up from hourly sums and counts. #}
+{# Usage per project and UTC date (docs/contract.md, section 5), rolled up from hourly sums and counts. #}
 
 {{
     config(

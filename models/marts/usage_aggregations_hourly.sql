@@ -1,4 +1,4 @@
-{# Usage per project and UTC hour (contract section 5), rolled up from int_usage_hourly_by_model. #}
+{# Usage per project and UTC hour (docs/contract.md, section 5), rolled up from int_usage_hourly_by_model. #}
 
 {{
     config(

@@ -1,4 +1,4 @@
-{# Usage per project, UTC date, provider and model (contract section 5). #}
+{# Usage per project, UTC date, provider and model (docs/contract.md, section 5). #}
 
 {{
     config(

@@ -1,5 +1,5 @@
 {#
-    Quarantine (contract section 3): every usage_logs row the aggregates exclude, with `reason`
+    Quarantine (docs/contract.md, section 3): every usage_logs row the aggregates exclude, with `reason`
     naming every rule it breaks. A view, so it always shows the current verdicts.
 #}
 

@@ -1,5 +1,5 @@
 {#
-    One row per usage_logs row, renamed and normalised (contract section 3, "Normalised").
+    One row per usage_logs row, renamed and normalised (docs/contract.md, section 3, "Normalised").
     Nothing is filtered here: the verdict on bad rows is taken in int_usage_logs_validated.
 #}
 

@@ -5,7 +5,7 @@
     outlive raw rows deleted by retention. `bucket_column` bounds the delete so it can use an index
     instead of scanning the whole target. With `marks_pending_rebuilds='hour'|'day'` (the bucket
     column's type) the model also tells the marts that read it which buckets it replaced
-    (macros/pending_rebuilds.sql).
+    (macros/incremental/pending_rebuilds.sql).
 #}
 {% macro get_incremental_bucket_replace_sql(arg_dict) -%}
     {#- the mark goes first so that dbt reports the row count of the replacing statement, which comes last -#}

@@ -1,5 +1,5 @@
 {#
-    A provider or model name as the aggregates key it (contract section 3): trimmed, lower-cased,
+    A provider or model name as the aggregates key it (docs/contract.md, section 3): trimmed, lower-cased,
     `unknown` when NULL or blank. stg_proxy__usage_logs applies it to every row;
     aggregate_requests_by_hour can apply it to the distinct names of a group instead.
 #}

@@ -8,7 +8,7 @@
     Pricing happens after the pass, on the hourly sums: a price is constant for a provider, model
     and UTC date, so the list price of a group of rows is the price times their token sums
     (exact in numeric). The pass therefore only splits every sum by the pricing case the contract
-    gives each row (section 4), and the price is looked up once per group:
+    gives each row (docs/contract.md, section 4), and the price is looked up once per group:
       recorded    - not cached with a recorded cost, or cached with a recorded potential > 0
       list        - not cached without a recorded cost: cost = potential = list price
       cached_list - cached without a recorded potential: cost = recorded or 0, potential = list price

@@ -32,7 +32,7 @@
     SQL predicate selecting the rows of `relation_time_column` (a timestamptz) that this run
     rebuilds, for a model whose own buckets are `grain` ('hour' or 'day') in column `own_column`.
     With `from_pending=true` a scheduled run rebuilds from what its producer marked as replaced
-    (macros/pending_rebuilds.sql), falling back to the lookback window when that is unknown.
+    (macros/incremental/pending_rebuilds.sql), falling back to the lookback window when that is unknown.
 #}
 {% macro incremental_time_filter(relation_time_column, own_column, grain, from_pending=false) -%}
     {%- if is_range_rebuild() -%}
