@@ -8,7 +8,7 @@ DEMO_ROWS ?= 300000
 DEMO_DAYS ?= 30
 DEMO_PROJECTS ?= 200
 
-.PHONY: setup demo test ui bench bench-readme lint pricing-seed db-stop clean
+.PHONY: setup system-packages demo test docs ui bench bench-readme lint pricing-seed db-stop clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH: install Python 3.11"; exit 1; }
@@ -20,9 +20,14 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	touch $@
 
 ## setup: the venv, the project, the embedded Postgres and dbt's manifest (the shared first half of demo and test)
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed system-packages
 	$(CLI) db start
 	$(CLI) dbt parse --quiet
+
+## system-packages: Debian's chromium (headless browser tests of the docs site and reports), installed
+## with apt-get when missing and root; otherwise prints the command to run
+system-packages:
+	@scripts/system-packages.sh chromium=chromium
 
 DAGSTER_HOME_DIR := $(CURDIR)/.data/dagster_home
 UI_PORT ?= 3000
@@ -47,6 +52,14 @@ demo: setup
 TEST_WORKERS ?= 2
 test: setup
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+DOCS_PORT ?= 8080
+## docs: build dbt's documentation site (every model, column, macro, test and exposure; lineage) and
+## serve it on 127.0.0.1 (after `make demo` the catalog also has every table's column types and sizes)
+docs: setup
+	$(CLI) dbt docs generate --quiet
+	@echo "dbt docs: http://127.0.0.1:$(DOCS_PORT)  (Ctrl-C to stop)"
+	$(CLI) dbt docs serve --host 127.0.0.1 --port $(DOCS_PORT) --no-browser
 
 ## bench: the performance benchmark (issue 4), ~20 min at the default 1M/10M rows; writes bench/results/
 bench: setup
