@@ -8,7 +8,7 @@ DEMO_ROWS ?= 300000
 DEMO_DAYS ?= 30
 DEMO_PROJECTS ?= 200
 
-.PHONY: setup system-packages demo test docs ui bench bench-readme lint pricing-seed db-stop clean
+.PHONY: setup system-packages demo test docs ui bench bench-docs lint pricing-seed db-stop clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH: install Python 3.11"; exit 1; }
@@ -65,9 +65,9 @@ docs: setup
 bench: setup
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-## bench-readme: copy the figures of bench/results/latest.json into README.md's Performance section
-bench-readme: setup
-	$(BIN)/python bench/readme_figures.py
+## bench-docs: copy the figures of bench/results/latest.json into docs/performance.md
+bench-docs: setup
+	$(BIN)/python bench/docs_figures.py
 
 ## lint: ruff, and sqlfluff over the SQL dbt compiles (every macro expanded; layout is checked by eye)
 lint: setup

@@ -1,7 +1,7 @@
-"""Rewrite the figures table of README.md's Performance section from bench/results/latest.json.
+"""Rewrite the figures table of docs/performance.md from bench/results/latest.json.
 
-`make bench-readme` after `make bench`: the text between `<!-- figures -->` and `<!-- /figures -->`
-is replaced; nothing else in the README changes.
+`make bench-docs` after `make bench`: the text between `<!-- figures -->` and `<!-- /figures -->`
+is replaced; nothing else on the page changes.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-README = REPO / "README.md"
+PAGE = REPO / "docs" / "performance.md"
 LATEST = REPO / "bench" / "results" / "latest.json"
 MODEL_LABELS = (
     ("pass over raw rows", "int_usage_hourly_by_model"),
@@ -92,13 +92,13 @@ def main() -> int:
     if not LATEST.exists():
         print(f"{LATEST} is missing: run `make bench` first", file=sys.stderr)
         return 2
-    text = README.read_text()
+    text = PAGE.read_text()
     pattern = re.compile(r"(<!-- figures -->\n).*?(\n<!-- /figures -->)", re.S)
     if not pattern.search(text):
-        print("README.md has no <!-- figures --> ... <!-- /figures --> block", file=sys.stderr)
+        print("docs/performance.md has no <!-- figures --> ... <!-- /figures --> block", file=sys.stderr)
         return 2
     new = pattern.sub(lambda m: m.group(1) + figures(json.loads(LATEST.read_text())) + m.group(2), text)
-    README.write_text(new)
+    PAGE.write_text(new)
     return 0
 
 
