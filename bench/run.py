@@ -47,7 +47,8 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from orchestration import database, settings  # noqa: E402
+from orchestration import settings  # noqa: E402
+from orchestration.core import database  # noqa: E402
 from orchestration.defs.partitions import rebuild_vars  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
