@@ -11,16 +11,7 @@ usage_rows as (
         {{ bucket_expression }} as {{ bucket_column }},
         provider,
         model,
-        total_requests,
-        cached_requests,
-        tokens_input,
-        tokens_output,
-        total_cost_usd,
-        total_potential_cost_usd,
-        total_savings_usd,
-        latency_sum_ms,
-        latency_count,
-        unpriced_requests
+        {{ hourly_sum_columns() | join(',\n        ') }}
     from {{ hourly_rows }}
 
 ),
@@ -105,4 +96,13 @@ rolled_up as (
 
 )
 
+{%- endmacro %}
+
+
+{# The additive columns of int_usage_hourly_by_model (beside its grain) that every roll-up adds up. #}
+{% macro hourly_sum_columns() -%}
+    {{ return([
+        'total_requests', 'cached_requests', 'tokens_input', 'tokens_output', 'total_cost_usd',
+        'total_potential_cost_usd', 'total_savings_usd', 'latency_sum_ms', 'latency_count', 'unpriced_requests',
+    ]) }}
 {%- endmacro %}

@@ -95,16 +95,7 @@ begin
             {{ utc_date('hour_start') }} as usage_day,
             provider,
             model,
-            total_requests,
-            cached_requests,
-            tokens_input,
-            tokens_output,
-            total_cost_usd,
-            total_potential_cost_usd,
-            total_savings_usd,
-            latency_sum_ms,
-            latency_count,
-            unpriced_requests
+            {{ hourly_sum_columns() | join(',\n            ') }}
         from {{ ref('int_usage_hourly_by_model') }}
         where
             project_id = p_project_id
@@ -118,16 +109,7 @@ begin
             {{ utc_date('hour_start') }},
             provider,
             model,
-            total_requests,
-            cached_requests,
-            tokens_input,
-            tokens_output,
-            total_cost_usd,
-            total_potential_cost_usd,
-            total_savings_usd,
-            latency_sum_ms,
-            latency_count,
-            unpriced_requests
+            {{ hourly_sum_columns() | join(',\n            ') }}
         from (
             {{ aggregate_requests_by_hour(
                 ref('int_usage_logs_validated'),
