@@ -28,6 +28,8 @@ EMBEDDED_USER = "postgres"
 
 DBT_POOL = "watchllm_dbt"  # `make ui` limits this Dagster pool to 1: two dbt runs never overlap
 DEFAULT_OWNER = "team:analytics"  # Dagster owner of a dbt asset without `meta.owner`
+# The deep check: every test whose scheduled run reads only its window, over all of history.
+DEEP_CHECK_DBT_ARGS = ("test", "--select", "tag:deep_check", "--vars", "{test_window: all}")
 
 
 def _env(name: str, default: str) -> str:

@@ -1,11 +1,12 @@
 {#
-    Warning: over the recent closed days, kept raw rows the aggregates do not hold (rows that arrived
-    later than the lookback window). Each result is a project-day to rebuild with a range.
+    Warning: over the closed hours of the test window, kept raw rows the hourly pass does not hold
+    (rows that arrived while the build ran; rows later than the lookback are found by `reconcile`
+    and the deep check). Each result is a project-hour to rebuild with a range.
 #}
-{{ config(severity='warn', meta={'dagster': {'ref': {'name': 'int_usage_hourly_by_model'}}}) }}
+{{ config(severity='warn', tags=['deep_check'], meta={'dagster': {'ref': {'name': 'int_usage_hourly_by_model'}}}) }}
 
 {{ kept_rows_against_hourly_by_model(
-    ref('int_usage_logs_priced'), ref('int_usage_hourly_by_model'), ref('stg_proxy__usage_logs')
+    ref('int_usage_logs_validated'), ref('int_usage_hourly_by_model'), source('proxy', 'usage_logs')
 ) }}
 
 select * from compared

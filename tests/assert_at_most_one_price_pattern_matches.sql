@@ -1,9 +1,9 @@
 {#
     Error: a model with no exact price row may be matched by at most one model_pattern of its
     provider on a given date (else a request would be priced twice). Checks the models seen in
-    the recent window and every model the seed names.
+    the test window and every model the seed names.
 #}
-{{ config(severity='error', meta={'dagster': {'ref': {'name': 'stg_pricing__model_prices'}}}) }}
+{{ config(severity='error', tags=['deep_check'], meta={'dagster': {'ref': {'name': 'stg_pricing__model_prices'}}}) }}
 
 with recent_models as (
 
@@ -11,7 +11,7 @@ with recent_models as (
     from {{ ref('int_usage_logs_validated') }}
     where
         is_kept
-        and created_at >= {{ dbt.current_timestamp() }} - interval '1 day' * {{ var('quality_window_days') | int }}
+        and {{ in_test_window('created_at', source('proxy', 'usage_logs')) }}
 
 ),
 

@@ -1,13 +1,13 @@
-{# Error: over the recent days the daily table holds, daily totals equal the hourly pass they roll up. #}
-{{ config(severity='error', meta={'dagster': {'ref': {'name': 'usage_aggregations_daily'}}}) }}
+{# Error: over the days of the test window, daily totals equal the hourly pass they roll up. #}
+{{ config(severity='error', tags=['deep_check'], meta={'dagster': {'ref': {'name': 'usage_aggregations_daily'}}}) }}
 
-with days as (
-    select
-        max(date) - {{ var('quality_window_days') | int }} as first_day,
-        max(date) as last_day
-    from {{ ref('usage_aggregations_daily') }}
+with window_hours as (
+    {{ reconciliation_hours(ref('int_usage_hourly_by_model'), source('proxy', 'usage_logs'), raw_rows_too=false) }}
 ),
 
-{{ compare_with_hourly_by_model(ref('usage_aggregations_daily'), 'date', 'days', ref('int_usage_hourly_by_model')) }}
+{{ compare_with_hourly_by_model(
+    ref('usage_aggregations_daily'), 'date', utc_date('hour_start'), 'day', 'window_hours',
+    ref('int_usage_hourly_by_model')
+) }}
 
 select * from compared

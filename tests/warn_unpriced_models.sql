@@ -1,8 +1,8 @@
-{# Warning: models with unpriced requests in the recent window: add them to seeds/model_pricing.csv. #}
-{{ config(severity='warn') }}
+{# Warning: models with unpriced requests on the days of the test window: add them to seeds/model_pricing.csv. #}
+{{ config(severity='warn', tags=['deep_check']) }}
 
 select provider, model, sum(unpriced_requests) as unpriced_requests
 from {{ ref('usage_by_model_daily') }}
-where date >= (select max(date) from {{ ref('usage_by_model_daily') }}) - {{ var('quality_window_days') | int }}
+where {{ in_test_window('date', source('proxy', 'usage_logs'), grain='day') }}
 group by provider, model
 having sum(unpriced_requests) > 0

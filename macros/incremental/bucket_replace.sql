@@ -12,6 +12,9 @@
     {%- if config.get('marks_pending_rebuilds', false) -%}
     {{ mark_pending_rebuilds(arg_dict['temp_relation'], config.require('bucket_column'), config.get('marks_pending_rebuilds')) }};
     {% endif -%}
+    {%- if config.get('records_test_window', false) -%}
+    {{ record_test_window(arg_dict['temp_relation'], config.require('bucket_column')) }};
+    {% endif -%}
     {{ adapter.dispatch('bucket_replace_sql', 'watchllm_analytics')(arg_dict) }}
 {%- endmacro %}
 

@@ -2,54 +2,85 @@
     Reconciliation helpers for the singular tests. Every aggregate is checked against
     int_usage_hourly_by_model, and that against the kept raw rows, so together they prove
     daily = hourly = raw. Each test involves only two neighbouring layers, so a run that rebuilds
-    one layer (a Dagster partition) is never judged against a layer it did not touch.
+    one layer (a Dagster partition) is never judged against a layer it did not touch. They read
+    only the run's test window (macros/quality/test_window.sql); the deep check reads all of it.
 #}
 
 {#
-    Closed days of the recent window: before the open lookback of `hourly_by_model`
-    (int_usage_hourly_by_model), after the oldest day `staged_requests` (stg_proxy__usage_logs) still has.
+    The hours to reconcile: from the test window's start up to the newest hour of `hourly_by_model`
+    (int_usage_hourly_by_model), which may still be receiving rows. Never before the first whole
+    day that int_usage_hourly_by_model, and with `raw_rows_too` the raw log (`logged`, the
+    usage_logs source), still hold: retention may have cut the day before (the deep check reads
+    from there).
 #}
-{% macro reconciliation_window(hourly_by_model, staged_requests) %}
+{% macro reconciliation_hours(hourly_by_model, logged, raw_rows_too=true) %}
 
     select
         greatest(
-            {{ utc_date('max(hourly.hour_start) - ' ~ hours(var('lookback_hours'))) }} - {{ var('quality_window_days') | int }},
-            (select {{ utc_date('min(created_at)') }} + 1 from {{ staged_requests }})
-        ) as first_day,
-        {{ utc_date('max(hourly.hour_start) - ' ~ hours(var('lookback_hours'))) }} as open_day
+            {{ test_window_start(logged) if not tests_read_all_history() else utc_literal('1900-01-01') }},
+            {%- if raw_rows_too %}
+            (select {{ utc_midnight(utc_date('min(created_at)') ~ ' + 1') }} from {{ logged }}),
+            {%- endif %}
+            {{ utc_midnight(utc_date('min(hourly.hour_start)') ~ ' + 1') }}
+        ) as first_hour,
+        {%- if is_range_rebuild() %}
+        least(
+            max(hourly.hour_start),
+            {{ bucket_ceil(utc_literal(rebuild_bound('end')), 'hour') }}
+        ) as open_hour
+        {%- else %}
+        max(hourly.hour_start) as open_hour
+        {%- endif %}
     from {{ hourly_by_model }} as hourly
 
 {% endmacro %}
 
-{# Per project and day: `relation`'s totals next to `hourly_by_model`'s, over `days` (a CTE name). #}
-{% macro compare_with_hourly_by_model(relation, day_expression, days, hourly_by_model) %}
+{#
+    Per project and bucket, `relation`'s totals next to `hourly_by_model`'s over the hours of
+    `hours` (a CTE with first_hour, open_hour): `bucket_expression` is the relation's bucket
+    (hour_start, or date for a daily table) and `hourly_bucket` the same bucket computed from
+    int_usage_hourly_by_model's hour_start. A daily table is compared over whole days.
+#}
+{% macro compare_with_hourly_by_model(relation, bucket_expression, hourly_bucket, grain, hours, hourly_by_model) %}
+
+    {%- set first = '(select first_hour from ' ~ hours ~ ')' -%}
+    {%- set last = '(select open_hour from ' ~ hours ~ ')' -%}
+    {%- if grain == 'day' -%}
+        {%- set first = utc_midnight(utc_date(first)) -%}
+        {%- set last = utc_midnight(utc_date(last) ~ ' + 1') -%}
+    {%- endif %}
 
     aggregate_totals as (
-        select project_id, {{ day_expression }} as day, sum(total_requests) as requests,
+        select project_id, {{ bucket_expression }} as bucket, sum(total_requests) as requests,
             sum(tokens_input) as tokens_input, sum(cached_requests) as cached_requests
         from {{ relation }}
-        where {{ day_expression }} >= (select first_day from {{ days }})
-            and {{ day_expression }} <= (select last_day from {{ days }})
-        group by project_id, {{ day_expression }}
+        where
+            {% if grain == 'day' -%}
+            {{ bucket_expression }} >= {{ utc_date(first) }} and {{ bucket_expression }} < {{ utc_date(last) }}
+            {%- else -%}
+            {{ bucket_expression }} >= {{ first }} and {{ bucket_expression }} <= {{ last }}
+            {%- endif %}
+        group by project_id, {{ bucket_expression }}
     ),
 
     hourly_by_model_totals as (
-        select project_id, {{ utc_date('hour_start') }} as day, sum(total_requests) as requests,
+        select project_id, {{ hourly_bucket }} as bucket, sum(total_requests) as requests,
             sum(tokens_input) as tokens_input, sum(cached_requests) as cached_requests
         from {{ hourly_by_model }}
-        where hour_start >= {{ utc_midnight('(select first_day from ' ~ days ~ ')') }}
-            and hour_start < {{ utc_midnight('(select last_day from ' ~ days ~ ') + 1') }}
-        group by project_id, {{ utc_date('hour_start') }}
+        where
+            hour_start >= {{ first }}
+            and hour_start {{ '<' if grain == 'day' else '<=' }} {{ last }}
+        group by project_id, {{ hourly_bucket }}
     ),
 
     compared as (
         select
             coalesce(a.project_id, h.project_id) as project_id,
-            coalesce(a.day, h.day) as day,
+            coalesce(a.bucket, h.bucket) as bucket,
             coalesce(a.requests, 0) as aggregate_requests,
             coalesce(h.requests, 0) as hourly_by_model_requests
         from aggregate_totals as a
-        full outer join hourly_by_model_totals as h on a.project_id = h.project_id and a.day = h.day
+        full outer join hourly_by_model_totals as h on a.project_id = h.project_id and a.bucket = h.bucket
         where
             coalesce(a.requests, 0) != coalesce(h.requests, 0)
             or coalesce(a.tokens_input, 0) != coalesce(h.tokens_input, 0)
@@ -59,44 +90,46 @@
 {% endmacro %}
 
 {#
-    Per project and closed day: kept raw rows of `priced_requests` (int_usage_logs_priced) next to
-    `hourly_by_model` (int_usage_hourly_by_model).
+    Per project and closed hour of the window: kept raw rows of `validated_requests`
+    (int_usage_logs_validated) next to `hourly_by_model` (int_usage_hourly_by_model).
 #}
-{% macro kept_rows_against_hourly_by_model(priced_requests, hourly_by_model, staged_requests) %}
+{% macro kept_rows_against_hourly_by_model(validated_requests, hourly_by_model, logged) %}
 
-with window_days as (
-    {{ reconciliation_window(hourly_by_model, staged_requests) }}
+with window_hours as (
+    {{ reconciliation_hours(hourly_by_model, logged) }}
 ),
 
 kept as (
-    select project_id, usage_date as day, count(*) as requests, sum(tokens_input) as tokens_input
-    from {{ priced_requests }}
+    select project_id, {{ utc_hour('created_at') }} as hour_start, count(*) as requests,
+        sum(tokens_input) as tokens_input
+    from {{ validated_requests }}
     where
-        created_at >= {{ utc_midnight('(select first_day from window_days)') }}
-        and created_at < {{ utc_midnight('(select open_day from window_days)') }}
-    group by project_id, usage_date
+        is_kept
+        and created_at >= (select first_hour from window_hours)
+        and created_at < (select open_hour from window_hours)
+    group by project_id, {{ utc_hour('created_at') }}
 ),
 
 aggregated as (
-    select project_id, {{ utc_date('hour_start') }} as day, sum(total_requests) as requests,
-        sum(tokens_input) as tokens_input
+    select project_id, hour_start, sum(total_requests) as requests, sum(tokens_input) as tokens_input
     from {{ hourly_by_model }}
     where
-        hour_start >= {{ utc_midnight('(select first_day from window_days)') }}
-        and hour_start < {{ utc_midnight('(select open_day from window_days)') }}
-    group by project_id, {{ utc_date('hour_start') }}
+        hour_start >= (select first_hour from window_hours)
+        and hour_start < (select open_hour from window_hours)
+    group by project_id, hour_start
 ),
 
 compared as (
     select
         coalesce(kept.project_id, aggregated.project_id) as project_id,
-        coalesce(kept.day, aggregated.day) as day,
+        coalesce(kept.hour_start, aggregated.hour_start) as hour_start,
         coalesce(kept.requests, 0) as kept_requests,
         coalesce(aggregated.requests, 0) as aggregated_requests,
         coalesce(kept.tokens_input, 0) as kept_tokens_input,
         coalesce(aggregated.tokens_input, 0) as aggregated_tokens_input
     from kept
-    full outer join aggregated on kept.project_id = aggregated.project_id and kept.day = aggregated.day
+    full outer join aggregated
+        on kept.project_id = aggregated.project_id and kept.hour_start = aggregated.hour_start
 )
 
 {% endmacro %}

@@ -17,6 +17,7 @@
         unique_key=['project_id', 'hour_start'],
         bucket_column='hour_start',
         marks_pending_rebuilds='hour',
+        records_test_window=true,
         full_refresh=false,
         on_schema_change='fail',
         indexes=[

@@ -141,6 +141,10 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return run_dbt(database.resolve(), reconcile.rebuild_args(start, end)).returncode
 
 
+def cmd_deep_check(args: argparse.Namespace) -> int:
+    return run_dbt(database.resolve(), list(settings.DEEP_CHECK_DBT_ARGS)).returncode
+
+
 def cmd_retention(args: argparse.Namespace) -> int:
     policy = retention.Policy(
         raw_days=retention.parse_days(args.raw_days, "--raw-days"),
@@ -234,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--start", required=True, help="first UTC day, YYYY-MM-DD")
     rb.add_argument("--end", required=True, help="UTC day after the last, YYYY-MM-DD")
     rb.set_defaults(func=cmd_rebuild)
+
+    dc = sub.add_parser(
+        "deep-check", help="run every deep_check test over all of history (the hourly build reads only its window)"
+    )
+    dc.set_defaults(func=cmd_deep_check)
 
     rt = sub.add_parser("retention", help="delete raw logs and aggregates older than the retention policy")
     retention_defaults = settings.retention_defaults()

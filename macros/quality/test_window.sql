@@ -1,0 +1,125 @@
+{#
+    The slice of history the data tests of a run read. A scheduled build's tests see only the
+    hours it rebuilt (`lookback_hours` before the newest logged hour on), a range rebuild's tests
+    its range, and the deep check (`--vars '{test_window: all}'`, the tests tagged deep_check) all
+    of history. So the hourly path costs what the new data costs, and nothing is left unchecked.
+#}
+
+{# True when this run's tests read all of history (the deep check). #}
+{% macro tests_read_all_history() -%}
+    {%- set window = var('test_window', 'scheduled') | string | trim -%}
+    {%- if window not in ('scheduled', 'all') -%}
+        {{ exceptions.raise_compiler_error("var 'test_window' must be 'scheduled' or 'all', got: " ~ window) }}
+    {%- endif -%}
+    {{ return(window == 'all') }}
+{%- endmacro %}
+
+{#
+    The bookkeeping table `watchllm_test_window`: per producer (int_usage_hourly_by_model), the first
+    hour it replaced and the dbt invocation that did it. A first build (the producer created from
+    scratch) records '-infinity': its tests read everything.
+#}
+{% macro test_window_relation() -%}
+    {%- set schema = generate_schema_name(env_var('WATCHLLM_ANALYTICS_SCHEMA', 'analytics'), none) -%}
+    {{ return(api.Relation.create(database=target.database, schema=schema, identifier='watchllm_test_window')) }}
+{%- endmacro %}
+
+{# on-run-start: the table, and '-infinity' for a producer that this build creates from scratch. #}
+{% macro create_test_window() -%}{{ return(adapter.dispatch('create_test_window', 'watchllm_analytics')()) }}{%- endmacro %}
+{% macro default__create_test_window() -%}
+    {%- if execute -%}
+        {%- set relation = test_window_relation() -%}
+        create table if not exists {{ relation }} (
+            producer text primary key,
+            first_hour timestamptz,
+            invocation_id text not null
+        );
+        alter table {{ relation }} enable row level security;
+        insert into {{ relation }} (producer, first_hour, invocation_id)
+        select 'int_usage_hourly_by_model', '-infinity', '{{ invocation_id }}'
+        where
+            to_regclass(quote_ident('{{ relation.schema }}') || '.int_usage_hourly_by_model') is null
+            or not exists (select 1 from {{ relation }} where producer = 'int_usage_hourly_by_model')
+        on conflict (producer) do update set first_hour = excluded.first_hour, invocation_id = excluded.invocation_id
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{# Producer side, called by bucket_replace in the producer's transaction: the first hour of its batch. #}
+{% macro record_test_window(batch_relation, bucket_column) -%}
+    {{ return(adapter.dispatch('record_test_window', 'watchllm_analytics')(batch_relation, bucket_column)) }}
+{%- endmacro %}
+{% macro default__record_test_window(batch_relation, bucket_column) -%}
+    insert into {{ test_window_relation() }} (producer, first_hour, invocation_id)
+    values (
+        '{{ this.identifier }}',
+        (select min({{ bucket_column }}) from {{ batch_relation }}),
+        '{{ invocation_id }}'
+    )
+    on conflict (producer) do update set
+        -- a first build of this invocation keeps '-infinity'
+        first_hour = case
+            when {{ test_window_relation() }}.invocation_id = excluded.invocation_id
+                then least({{ test_window_relation() }}.first_hour, excluded.first_hour)
+            else excluded.first_hour
+        end,
+        invocation_id = excluded.invocation_id
+{%- endmacro %}
+
+{#
+    The first instant the tests of this run check: the first hour the producer replaced in this dbt
+    invocation, and never later than `lookback_hours` before the newest logged hour (`logged` is the
+    usage_logs source; its newest row no later than the future tolerance, an index lookup on
+    created_at). A range rebuild checks its range.
+#}
+{% macro test_window_start(logged) -%}
+    {%- if is_range_rebuild() -%}
+        {{ bucket_floor(utc_literal(rebuild_bound('start')), 'hour') }}
+    {%- else -%}
+        least(
+            (
+                select first_hour from {{ test_window_relation() }}
+                where producer = 'int_usage_hourly_by_model' and invocation_id = '{{ invocation_id }}'
+            ),
+            (
+                select {{ bucket_floor('max(created_at) - ' ~ hours(var('lookback_hours')), 'hour') }}
+                from {{ logged }}
+                where created_at <= {{ dbt.current_timestamp() }} + {{ minutes(var('future_tolerance_minutes')) }}
+            )
+        )
+    {%- endif -%}
+{%- endmacro %}
+
+{#
+    SQL predicate: `time_column` (a timestamptz, or with grain='day' a UTC date) lies in this run's
+    test window. `true` for the deep check.
+#}
+{% macro in_test_window(time_column, logged, grain='hour') -%}
+    {%- if tests_read_all_history() -%}
+        true
+    {%- else -%}
+        {%- set start = test_window_start(logged) -%}
+        {%- if grain == 'day' -%}{%- set start = utc_date(start) -%}{%- endif -%}
+        {{ time_column }} >= {{ start }}
+        {%- if is_range_rebuild() %}
+        and {{ time_column }} < {{ utc_date(bucket_ceil(utc_literal(rebuild_bound('end')), 'hour')) if grain == 'day' else bucket_ceil(utc_literal(rebuild_bound('end')), 'hour') }}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#
+    dbt's `where` config for generic tests, with one placeholder: `__test_window__` becomes
+    in_test_window('created_at', the usage_logs source). Every per-row test of the project uses it.
+#}
+{% macro default__get_where_subquery(relation) -%}
+    {%- set where = config.get('where', '') -%}
+    {%- if where -%}
+        {%- if '__test_window__' in where -%}
+            {%- set where = where | replace('__test_window__', in_test_window('created_at', source('proxy', 'usage_logs'))) -%}
+        {%- endif -%}
+        {%- do return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') -%}
+    {%- else -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,124 @@
+"""The scheduled build reads only its window, tests included; the deep check reads all of history.
+
+History outside the window is broken on purpose (duplicated ids, an aggregate with impossible
+figures): the scheduled `dbt build` passes without reading it, the deep check finds every break.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+
+import pytest
+from conftest import DBT_TARGET, assert_matches_raw, insert_rows, raw_rows, request
+
+from orchestration import settings
+
+
+def tuples_read(db, table: str) -> dict:
+    """What every backend has read from `table` so far (pg_stat_user_tables, flushed at disconnect)."""
+    schema, name = table.split(".")
+    with db.connect() as conn:
+        conn.execute("select pg_stat_clear_snapshot()")
+        row = conn.execute(
+            "select seq_scan, coalesce(seq_tup_read, 0) as seq_tup_read, coalesce(idx_tup_fetch, 0) as idx_tup_fetch"
+            " from pg_stat_user_tables where schemaname = %s and relname = %s",
+            (schema, name),
+        ).fetchone()
+    return {**row, "tuples": row["seq_tup_read"] + row["idx_tup_fetch"]}
+
+
+@pytest.fixture(scope="module")
+def broken_history(make_db):
+    db = make_db("wl_test_scheduled_window")
+    db.generate(rows=60_000, days=6, projects=12, seed=21)
+    db.dbt("build")
+    newest = db.query("select max(hour_start) as h from analytics.int_usage_hourly_by_model")[0]["h"]
+    old_day = (newest - dt.timedelta(days=3)).astimezone(dt.UTC).date()
+    with db.connect() as conn:
+        # duplicated ids (the proxy's primary key dropped, as a broken migration would)
+        conn.execute("alter table public.usage_logs drop constraint if exists usage_logs_pkey")
+        duplicated = conn.execute(
+            "insert into public.usage_logs select * from public.usage_logs"
+            " where project_id is not null and created_at >= %s and created_at < %s + 1 order by id limit 25"
+            " returning id",
+            (old_day, old_day),
+        ).fetchall()
+        # an aggregate with impossible figures: more requests than that hour ever had
+        conn.execute(
+            "update analytics.int_usage_hourly_by_model set total_requests = total_requests + 1000"
+            " where (project_id, hour_start, provider, model) in (select project_id, hour_start, provider, model"
+            " from analytics.int_usage_hourly_by_model where hour_start >= %s and hour_start < %s + 1 limit 1)",
+            (old_day, old_day),
+        )
+        conn.execute("analyze public.usage_logs")
+    # one more hour of ordinary traffic, then the hourly build
+    project = uuid.uuid4()
+    now = db.now()
+    insert_rows(db, [request(project, now - dt.timedelta(minutes=m)) for m in range(1, 60)])
+    window_rows = db.query(
+        "select count(*) as n from public.usage_logs where created_at >= %s",
+        (newest - dt.timedelta(hours=settings.lookback_hours()),),
+    )[0]["n"]
+    total_rows = db.query("select count(*) as n from public.usage_logs")[0]["n"]
+    before = tuples_read(db, "public.usage_logs")
+    scheduled = db.dbt("build", check=False)
+    after = tuples_read(db, "public.usage_logs")
+    run_results = json.loads((DBT_TARGET / "run_results.json").read_text())
+    return db, scheduled, run_results, before, after, window_rows, total_rows, len(duplicated), old_day
+
+
+def test_the_scheduled_build_passes_over_broken_history(broken_history):
+    db, scheduled, run_results, *_ = broken_history
+    assert scheduled.returncode == 0, scheduled.stdout[-4000:]
+    broken = [r["unique_id"] for r in run_results["results"] if r["status"] in ("fail", "error")]
+    assert not broken, broken
+    tested = {r["unique_id"].split(".")[2] for r in run_results["results"] if r["unique_id"].startswith("test.")}
+    assert "source_unique_proxy_usage_logs_id" in tested and "assert_aggregates_never_exceed_kept_rows" in tested
+
+
+def test_the_scheduled_build_reads_only_the_raw_rows_of_its_window(broken_history):
+    _, _, _, before, after, window_rows, total_rows, _, _ = broken_history
+    assert after["seq_scan"] == before["seq_scan"], "the scheduled build scanned all of usage_logs"
+    read = after["tuples"] - before["tuples"]
+    # about a dozen statements (the pass, the tests on the per-row views) each read the window once
+    assert read <= 20 * window_rows, (read, window_rows)
+    assert read < total_rows, (read, total_rows)
+    assert window_rows * 20 < total_rows, "the history must dwarf the window for this test to mean anything"
+
+
+def test_the_deep_check_finds_every_break_outside_the_window(broken_history):
+    db, _, _, _, _, _, _, duplicated, old_day = broken_history
+    assert duplicated == 25
+    deep = db.cli("deep-check", check=False, extra_env={"PGTZ": "Pacific/Kiritimati"})
+    assert deep.returncode != 0, deep.stdout[-3000:]
+    results = json.loads((DBT_TARGET / "run_results.json").read_text())["results"]
+    failed = {r["unique_id"].split(".")[2] for r in results if r["status"] in ("fail", "error")}
+    assert {
+        "source_unique_proxy_usage_logs_id",
+        "unique_stg_proxy__usage_logs_request_id",
+        "unique_int_usage_logs_validated_request_id",
+        "assert_aggregates_never_exceed_kept_rows",
+        "assert_daily_matches_hourly_by_model",
+        "assert_hourly_matches_hourly_by_model",
+    } <= failed, failed
+    # and reconcile names the broken day
+    report = db.cli("reconcile", "--days", "7", check=False)
+    assert report.returncode == 1 and str(old_day) in report.stdout, report.stdout
+
+
+def test_a_first_build_tests_all_of_history(make_db):
+    """No window yet: the first build's tests read everything, so a bad row anywhere is reported."""
+    db = make_db("wl_test_first_build_window")
+    db.generate(rows=4000, days=4, projects=4, seed=3)
+    old = db.now() - dt.timedelta(days=3)
+    insert_rows(db, [request(uuid.uuid4(), old, tokens_input=-5)])  # quarantined, far outside any lookback
+    db.dbt("build")
+    results = json.loads((DBT_TARGET / "run_results.json").read_text())["results"]
+    quarantined = next(r for r in results if r["unique_id"].split(".")[2] == "warn_quarantined_rows")
+    expected = db.query(
+        "select count(*) as n from analytics.usage_logs_rejected where created_at is not null"
+    )[0]["n"]
+    assert quarantined["failures"] == expected
+    assert_matches_raw(db, raw_rows(db))
