@@ -122,3 +122,17 @@ def test_a_first_build_tests_all_of_history(make_db):
     )[0]["n"]
     assert quarantined["failures"] == expected
     assert_matches_raw(db, raw_rows(db))
+
+
+def test_the_dagster_deep_check_job_fails_on_the_broken_history_and_lists_the_tests(broken_history, monkeypatch):
+    db = broken_history[0]
+    for name, value in db.env.items():
+        monkeypatch.setenv(name, value)
+    from orchestration.defs.jobs import deep_check_job
+    from orchestration.defs.resources import dbt_resource
+
+    result = deep_check_job.execute_in_process(resources={"dbt": dbt_resource()}, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    listed = failure.step_failure_data.user_failure_data.metadata["failed"].value
+    assert "source_unique_proxy_usage_logs_id" in listed and "assert_daily_matches_hourly_by_model" in listed
