@@ -46,6 +46,7 @@ classified as (
         tokens_input,
         tokens_output,
         latency_ms,
+        {{ latency_sketch_key('latency_ms') }} as latency_key,
         recorded_cost_usd,
         recorded_potential_cost_usd,
         -- the pricing case as booleans (exactly one is true): every sum below tests one per row
@@ -75,6 +76,8 @@ pricing_cases as (
         {{ count_if('is_cached') }} as cached_requests,
         sum(tokens_input) as tokens_input,
         sum(tokens_output) as tokens_output,
+        {{ sum_if('tokens_input', 'is_cached') }} as cached_tokens_input,
+        {{ sum_if('tokens_output', 'is_cached') }} as cached_tokens_output,
         sum(latency_ms) as latency_sum_ms,
         count(latency_ms) as latency_count,
         -- recorded: cost and potential straight from the row
@@ -95,10 +98,21 @@ pricing_cases as (
     group by project_id, hour_start, provider, model
 
 ),
+
+{{ 'key_counts_by_logged_label' if group_by_logged_labels else 'latency_key_counts' }} as (
+
+    -- the latency sketch of each group: requests per sketch key (macros/aggregation/latency_sketch.sql)
+    select project_id, hour_start, provider, model, latency_key, count(*) as key_requests
+    from pricing_cases
+    where latency_key is not null
+    group by project_id, hour_start, provider, model, latency_key
+
+),
 {%- if group_by_logged_labels %}
 {%- set counts = ['total_requests', 'cached_requests', 'latency_count', 'list_requests', 'cached_list_requests'] %}
 {%- set sums = [
-    'tokens_input', 'tokens_output', 'latency_sum_ms', 'recorded_cost_usd', 'recorded_potential_cost_usd',
+    'tokens_input', 'tokens_output', 'cached_tokens_input', 'cached_tokens_output', 'latency_sum_ms',
+    'recorded_cost_usd', 'recorded_potential_cost_usd',
     'list_tokens_input', 'list_tokens_output', 'cached_list_cost_usd', 'cached_list_tokens_input',
     'cached_list_tokens_output',
 ] %}
@@ -132,7 +146,34 @@ hourly_sums as (
     group by project_id, hour_start, provider, model
 
 ),
+
+latency_key_counts as (
+
+    select
+        project_id,
+        hour_start,
+        {{ normalised_label('provider') }} as provider,
+        {{ normalised_label('model') }} as model,
+        latency_key,
+        sum(key_requests) as key_requests
+    from key_counts_by_logged_label
+    group by project_id, hour_start, {{ normalised_label('provider') }}, {{ normalised_label('model') }}, latency_key
+
+),
 {%- endif %}
+
+latency_sketches as (
+
+    select
+        project_id,
+        hour_start,
+        provider,
+        model,
+        {{ counts_to_map('latency_key', 'key_requests') }} as latency_sketch
+    from latency_key_counts
+    group by project_id, hour_start, provider, model
+
+),
 
 dated_sums as (
 
@@ -166,6 +207,21 @@ list_priced as (
 
 ),
 
+sketched as (
+
+    select
+        list_priced.*,
+        latency_sketches.latency_sketch
+    from list_priced
+    left join latency_sketches
+        on
+            list_priced.project_id = latency_sketches.project_id
+            and list_priced.hour_start = latency_sketches.hour_start
+            and list_priced.provider = latency_sketches.provider
+            and list_priced.model = latency_sketches.model
+
+),
+
 final as (
 
     select
@@ -187,8 +243,11 @@ final as (
         ) }} as total_savings_usd,
         case when is_unpriced then list_requests + cached_list_requests else 0 end as unpriced_requests,
         cast(latency_sum_ms as {{ count_sum_type() }}) as latency_sum_ms,
-        latency_count
-    from list_priced
+        latency_count,
+        cast(coalesce(cached_tokens_input, 0) as {{ count_sum_type() }}) as cached_tokens_input,
+        cast(coalesce(cached_tokens_output, 0) as {{ count_sum_type() }}) as cached_tokens_output,
+        latency_sketch
+    from sketched
 
 )
 

@@ -4,7 +4,7 @@
 #}
 {% macro rollup_usage(hourly_rows, bucket_expression, bucket_column) -%}
 
-usage_rows as (
+usage_rows as {{ not_materialized() }} (
 
     select
         project_id,
@@ -30,11 +30,15 @@ totals as (
         sum(total_savings_usd) as total_savings_usd,
         sum(latency_sum_ms) as latency_sum_ms,
         sum(latency_count) as latency_count,
-        sum(unpriced_requests) as unpriced_requests
+        sum(unpriced_requests) as unpriced_requests,
+        sum(cached_tokens_input) as cached_tokens_input,
+        sum(cached_tokens_output) as cached_tokens_output
     from usage_rows
     group by project_id, {{ bucket_column }}
 
 ),
+
+{{ merge_latency_sketches('usage_rows', ['project_id', bucket_column], 'bucket') }}
 
 provider_counts as (
 
@@ -85,7 +89,13 @@ rolled_up as (
         {{ ratio_2dp('totals.latency_sum_ms', 'totals.latency_count') }} as avg_latency_ms,
         provider_maps.requests_by_provider,
         model_maps.requests_by_model,
-        cast(totals.unpriced_requests as bigint) as unpriced_requests
+        cast(totals.unpriced_requests as bigint) as unpriced_requests,
+        bucket_sketches.latency_p50_ms,
+        bucket_sketches.latency_p95_ms,
+        bucket_sketches.latency_p99_ms,
+        cast(totals.cached_tokens_input as bigint) as cached_tokens_input,
+        cast(totals.cached_tokens_output as bigint) as cached_tokens_output,
+        bucket_sketches.latency_sketch
     from totals
     inner join provider_maps
         on totals.project_id = provider_maps.project_id
@@ -93,6 +103,9 @@ rolled_up as (
     inner join model_maps
         on totals.project_id = model_maps.project_id
         and totals.{{ bucket_column }} = model_maps.{{ bucket_column }}
+    left join bucket_sketches
+        on totals.project_id = bucket_sketches.project_id
+        and totals.{{ bucket_column }} = bucket_sketches.{{ bucket_column }}
 
 )
 
@@ -104,5 +117,6 @@ rolled_up as (
     {{ return([
         'total_requests', 'cached_requests', 'tokens_input', 'tokens_output', 'total_cost_usd',
         'total_potential_cost_usd', 'total_savings_usd', 'latency_sum_ms', 'latency_count', 'unpriced_requests',
+        'cached_tokens_input', 'cached_tokens_output', 'latency_sketch',
     ]) }}
 {%- endmacro %}

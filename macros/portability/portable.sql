@@ -127,3 +127,49 @@
 {% macro postgres__sum_if(expression, condition) -%}
     sum({{ expression }}) filter (where {{ condition }})
 {%- endmacro %}
+
+{# The date `n` days after the date `d` (n may be negative or an expression). #}
+{% macro add_days(d, n) -%}{{ return(adapter.dispatch('add_days', 'watchllm_analytics')(d, n)) }}{%- endmacro %}
+{% macro default__add_days(d, n) -%}
+    cast(({{ d }}) + ({{ n }}) as date)
+{%- endmacro %}
+{% macro spark__add_days(d, n) -%}
+    date_add({{ d }}, {{ n }})
+{%- endmacro %}
+
+{# Whole days from the date `a` to the date `b` (b - a). #}
+{% macro days_between(a, b) -%}{{ return(adapter.dispatch('days_between', 'watchllm_analytics')(a, b)) }}{%- endmacro %}
+{% macro default__days_between(a, b) -%}
+    (({{ b }}) - ({{ a }}))
+{%- endmacro %}
+{% macro spark__days_between(a, b) -%}
+    datediff({{ b }}, {{ a }})
+{%- endmacro %}
+
+{# The day of the week of a date, as a number (a grouping key: its numbering differs by engine). #}
+{% macro weekday(d) -%}{{ return(adapter.dispatch('weekday', 'watchllm_analytics')(d)) }}{%- endmacro %}
+{% macro default__weekday(d) -%}
+    cast(extract(isodow from {{ d }}) as integer)
+{%- endmacro %}
+{% macro spark__weekday(d) -%}
+    dayofweek({{ d }})
+{%- endmacro %}
+
+{# A date var (YYYY-MM-DD) as a SQL date, validated: anything else fails the compile. #}
+{% macro validated_date(value, what) -%}
+    {%- set text = value | string | trim -%}
+    {%- if not modules.re.match('^\d{4}-\d{2}-\d{2}$', text) -%}
+        {{ exceptions.raise_compiler_error("var '" ~ what ~ "' must be a date like 2026-11-01, got: " ~ text) }}
+    {%- endif -%}
+    cast('{{ text }}' as date)
+{%- endmacro %}
+
+{# The engine's double-precision float type (for the sketch's logarithms; never for money). #}
+{% macro float_type() -%}{{ return(adapter.dispatch('float_type', 'watchllm_analytics')()) }}{%- endmacro %}
+{% macro default__float_type() -%}double precision{%- endmacro %}
+{% macro spark__float_type() -%}double{%- endmacro %}
+
+{# `not materialized` for a CTE read several times (PostgreSQL would otherwise write it to disk once and read it back). #}
+{% macro not_materialized() -%}{{ return(adapter.dispatch('not_materialized', 'watchllm_analytics')()) }}{%- endmacro %}
+{% macro default__not_materialized() -%}{%- endmacro %}
+{% macro postgres__not_materialized() -%}not materialized{%- endmacro %}

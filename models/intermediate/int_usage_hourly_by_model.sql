@@ -19,7 +19,7 @@
         marks_pending_rebuilds='hour',
         records_test_window=true,
         full_refresh=false,
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         indexes=[
             {'columns': ['project_id', 'hour_start', 'provider', 'model'], 'unique': true},
             {'columns': ['hour_start']},

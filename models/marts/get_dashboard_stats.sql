@@ -24,7 +24,10 @@
             total_savings_usd numeric,
             avg_latency_ms numeric,
             requests_by_provider jsonb,
-            requests_by_model jsonb
+            requests_by_model jsonb,
+            latency_p50_ms numeric,
+            latency_p95_ms numeric,
+            latency_p99_ms numeric
         )""",
     )
 }}
@@ -32,6 +35,7 @@
 {%- set dashboard_columns = [
     'date', 'total_requests', 'cached_requests', 'cache_hit_rate', 'total_tokens', 'total_cost_usd',
     'total_potential_cost_usd', 'total_savings_usd', 'avg_latency_ms', 'requests_by_provider', 'requests_by_model',
+    'latency_p50_ms', 'latency_p95_ms', 'latency_p99_ms',
 ] -%}
 
 #variable_conflict use_column
@@ -151,7 +155,10 @@ begin
         case when traffic.date is null then 0 else traffic.total_savings_usd end,
         traffic.avg_latency_ms,
         coalesce(traffic.requests_by_provider, '{}'::jsonb),
-        coalesce(traffic.requests_by_model, '{}'::jsonb)
+        coalesce(traffic.requests_by_model, '{}'::jsonb),
+        traffic.latency_p50_ms,
+        traffic.latency_p95_ms,
+        traffic.latency_p99_ms
     from calendar
     left join days_with_traffic as traffic on calendar.date = traffic.date
     order by calendar.date;

@@ -8,7 +8,7 @@
         unique_key=['project_id', 'month'],
         bucket_column='month',
         full_refresh=false,
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         indexes=[
             {'columns': ['project_id', 'month'], 'unique': true},
         ],

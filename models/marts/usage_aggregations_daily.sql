@@ -1,4 +1,7 @@
-{# Usage per project and UTC date (docs/contract.md, section 5), rolled up from hourly sums and counts. #}
+{#
+    Usage per project and UTC date (docs/contract.md, sections 5 and 8), rolled up from the sums,
+    counts and sketches of usage_by_model_daily (which rolls up int_usage_hourly_by_model).
+#}
 
 {{
     config(
@@ -9,7 +12,7 @@
         bucket_column='date',
         marks_pending_rebuilds='day',
         full_refresh=false,
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         indexes=[
             {'columns': ['project_id', 'date'], 'unique': true},
             {'columns': ['date']},
@@ -17,19 +20,19 @@
         pre_hook=[
             "{{ lock_aggregates() }}",
             "{{ set_build_work_mem() }}",
-            "{{ lock_pending_rebuild('int_usage_hourly_by_model') }}",
+            "{{ lock_pending_rebuild('usage_by_model_daily') }}",
         ],
-        post_hook=["{{ clear_pending_rebuild(ref('int_usage_hourly_by_model'), 'hour_start', 'hour') }}"],
+        post_hook=["{{ clear_pending_rebuild(ref('usage_by_model_daily'), 'date', 'day') }}"],
     )
 }}
 
-with hourly_by_model as (
+with daily_by_model as (
 
-    select * from {{ ref('int_usage_hourly_by_model') }}
-    where {{ incremental_time_filter('hour_start', 'date', 'day', from_pending=true) }}
+    select * from {{ ref('usage_by_model_daily') }}
+    where {{ incremental_time_filter(utc_midnight('date'), 'date', 'day', from_pending=true) }}
 
 ),
 
-{{ rollup_usage('hourly_by_model', utc_date('hour_start'), 'date') }}
+{{ rollup_usage('daily_by_model', 'date', 'date') }}
 
 select * from rolled_up

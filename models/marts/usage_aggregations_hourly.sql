@@ -8,7 +8,7 @@
         unique_key=['project_id', 'hour_start'],
         bucket_column='hour_start',
         full_refresh=false,
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         indexes=[
             {'columns': ['project_id', 'hour_start'], 'unique': true},
             {'columns': ['hour_start']},

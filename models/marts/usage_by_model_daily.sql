@@ -1,4 +1,7 @@
-{# Usage per project, UTC date, provider and model (docs/contract.md, section 5). #}
+{#
+    Usage per project, UTC date, provider and model (docs/contract.md, sections 5 and 8), rolled up
+    from int_usage_hourly_by_model. usage_aggregations_daily rolls up from here (a tenth of the rows).
+#}
 
 {{
     config(
@@ -7,8 +10,9 @@
         incremental_strategy='bucket_replace',
         unique_key=['project_id', 'date'],
         bucket_column='date',
+        marks_pending_rebuilds='day',
         full_refresh=false,
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         indexes=[
             {'columns': ['project_id', 'date', 'provider', 'model'], 'unique': true},
             {'columns': ['date']},
@@ -29,11 +33,20 @@ with hourly_by_model as (
 
 ),
 
-daily_by_model as (
+dated_hours as {{ not_materialized() }} (
+
+    select
+        *,
+        {{ utc_date('hour_start') }} as date
+    from hourly_by_model
+
+),
+
+daily_sums as (
 
     select
         project_id,
-        {{ utc_date('hour_start') }} as date,
+        date,
         provider,
         model,
         cast(sum(total_requests) as bigint) as total_requests,
@@ -43,10 +56,34 @@ daily_by_model as (
         sum(total_cost_usd) as total_cost_usd,
         sum(total_potential_cost_usd) as total_potential_cost_usd,
         sum(total_savings_usd) as total_savings_usd,
-        cast(sum(unpriced_requests) as bigint) as unpriced_requests
-    from hourly_by_model
-    group by project_id, {{ utc_date('hour_start') }}, provider, model
+        cast(sum(unpriced_requests) as bigint) as unpriced_requests,
+        sum(latency_sum_ms) as latency_sum_ms,
+        cast(sum(latency_count) as bigint) as latency_count,
+        cast(sum(cached_tokens_input) as bigint) as cached_tokens_input,
+        cast(sum(cached_tokens_output) as bigint) as cached_tokens_output
+    from dated_hours
+    group by project_id, date, provider, model
+
+),
+
+{{ merge_latency_sketches('dated_hours', ['project_id', 'date', 'provider', 'model'], 'model_day') }}
+
+final as (
+
+    select
+        daily_sums.*,
+        model_day_sketches.latency_p50_ms,
+        model_day_sketches.latency_p95_ms,
+        model_day_sketches.latency_p99_ms,
+        model_day_sketches.latency_sketch
+    from daily_sums
+    left join model_day_sketches
+        on
+            daily_sums.project_id = model_day_sketches.project_id
+            and daily_sums.date = model_day_sketches.date
+            and daily_sums.provider = model_day_sketches.provider
+            and daily_sums.model = model_day_sketches.model
 
 )
 
-select * from daily_by_model
+select * from final

@@ -1,0 +1,108 @@
+{#
+    The latency sketch (docs/contract.md, section 8): a sparse map {key: requests}. A latency of at
+    most 100 ms is its own key (exact); above that, key 100 + j stands for the log bucket
+    (100 ms * g^(j-1), 100 ms * g^j] with g = 1.009 / 0.991, reported as 100 ms * 2 g^j / (1 + g),
+    at most 0.9% from any value in the bucket. Sketches merge by adding counts per key, so a day's
+    or a dashboard's percentiles are exact merges of the hours', never averages of percentiles:
+    the reported nearest-rank percentile is within max(1 ms, 1%) of percentile_disc over the raw
+    latencies.
+#}
+
+{% macro sketch_exact_below_ms() -%}100{%- endmacro %}
+{% macro sketch_log_gamma() -%}0.018000486023620893{%- endmacro %}
+{% macro sketch_gamma() -%}1.0181634712411705{%- endmacro %}
+
+{# The sketch key of one latency in ms (NULL stays NULL). #}
+{% macro latency_sketch_key(latency_ms) -%}
+    case
+        when {{ latency_ms }} is null then null
+        when {{ latency_ms }} <= {{ sketch_exact_below_ms() }} then {{ latency_ms }}
+        else {{ sketch_exact_below_ms() }} + cast(ceil(
+            ln(cast({{ latency_ms }} as {{ float_type() }}) / {{ sketch_exact_below_ms() }}) / {{ sketch_log_gamma() }}
+        ) as integer)
+    end
+{%- endmacro %}
+
+{# The latency (ms, numeric, 2 decimals) a sketch key stands for. #}
+{% macro sketch_key_value(key) -%}
+    case
+        when {{ key }} is null then null
+        when {{ key }} <= {{ sketch_exact_below_ms() }} then cast({{ key }} as {{ money_type() }})
+        else cast(round(cast(
+            {{ sketch_exact_below_ms() }} * 2 * power({{ sketch_gamma() }}, {{ key }} - {{ sketch_exact_below_ms() }})
+            / (1 + {{ sketch_gamma() }})
+        as {{ money_type() }}), 2) as {{ money_type() }})
+    end
+{%- endmacro %}
+
+{#
+    CTEs `<prefix>_sketch_entries`, `<prefix>_sketch_ranks` and `<prefix>_sketches`: the sketches of
+    `rows` (a CTE with a `latency_sketch` column) merged per `group_columns`, with the merged map
+    and the nearest-rank p50, p95 and p99 (docs/contract.md, section 8). Ends with a comma.
+#}
+{% macro merge_latency_sketches(rows, group_columns, prefix) -%}
+{%- set groups = group_columns | join(', ') %}
+{{ prefix }}_sketch_entries as (
+
+    select
+        {{ groups }},
+        sketch_key,
+        sum(sketch_count) as sketch_count
+    from (
+        {{ latency_sketch_entries(rows, group_columns) | indent(8) }}
+    ) as entries
+    group by {{ groups }}, sketch_key
+
+),
+
+{{ prefix }}_sketch_ranks as (
+
+    select
+        *,
+        sum(sketch_count) over (
+            partition by {{ groups }} order by sketch_key rows between unbounded preceding and current row
+        ) as running_count,
+        sum(sketch_count) over (partition by {{ groups }}) as known_latencies
+    from {{ prefix }}_sketch_entries
+
+),
+
+{{ prefix }}_sketches as (
+
+    select
+        {{ groups }},
+        {{ counts_to_map('sketch_key', 'sketch_count') }} as latency_sketch,
+        {%- for p in [50, 95, 99] %}
+        {{ sketch_key_value('min(case when running_count >= ceil(' ~ p / 100 ~ ' * known_latencies) then sketch_key end)') }}
+            as latency_p{{ p }}_ms{{ ',' if not loop.last }}
+        {%- endfor %}
+    from {{ prefix }}_sketch_ranks
+    group by {{ groups }}
+
+),
+{%- endmacro %}
+
+{# The (key, count) entries of every sketch in `rows`, with its `group_columns`. #}
+{% macro latency_sketch_entries(rows, group_columns) -%}
+    {{ return(adapter.dispatch('latency_sketch_entries', 'watchllm_analytics')(rows, group_columns)) }}
+{%- endmacro %}
+{% macro default__latency_sketch_entries(rows, group_columns) -%}
+    select
+        {%- for column in group_columns %}
+        sketched.{{ column }},
+        {%- endfor %}
+        cast(entry.key as integer) as sketch_key,
+        cast(entry.value as bigint) as sketch_count
+    from {{ rows }} as sketched
+    cross join lateral jsonb_each_text(sketched.latency_sketch) as entry
+{%- endmacro %}
+{% macro spark__latency_sketch_entries(rows, group_columns) -%}
+    select
+        {%- for column in group_columns %}
+        sketched.{{ column }},
+        {%- endfor %}
+        cast(entry_key as integer) as sketch_key,
+        cast(entry_count as bigint) as sketch_count
+    from {{ rows }} as sketched
+    lateral view explode(sketched.latency_sketch) entry as entry_key, entry_count
+{%- endmacro %}
