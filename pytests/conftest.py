@@ -189,10 +189,36 @@ def assert_tables_equal(actual: dict, expected: dict, what: str) -> None:
     assert not missing, f"{what}: {len(missing)} buckets missing, e.g. {sorted(missing, key=str)[:3]}"
     assert not extra, f"{what}: {len(extra)} unexpected buckets, e.g. {sorted(extra, key=str)[:3]}"
     for key, expected_row in expected.items():
-        for column, value in expected_row.items():
-            assert actual[key][column] == value, (
-                f"{what} {key} {column}: pipeline {actual[key][column]!r} != reference {value!r}"
+        assert_row_matches(actual[key], expected_row, f"{what} {key}")
+
+
+def assert_row_matches(actual: dict, expected: dict, what: str) -> None:
+    """Every column equal to the reference; latency percentiles within the sketch's bound of the exact ones."""
+    from reference import PERCENTILE_COLUMNS, within_sketch_bound
+
+    for column, value in expected.items():
+        if column in PERCENTILE_COLUMNS:
+            assert within_sketch_bound(actual[column], value), (
+                f"{what} {column}: sketch {actual[column]!r} is not within max(1 ms, 1%) of exact {value!r}"
             )
+        else:
+            assert actual[column] == value, f"{what} {column}: pipeline {actual[column]!r} != reference {value!r}"
+
+
+def row_matches(actual: dict, expected: dict) -> bool:
+    try:
+        assert_row_matches(actual, expected, "")
+    except AssertionError:
+        return False
+    return True
+
+
+def assert_dashboard_matches(actual: list[dict], expected: list[dict], what: str) -> None:
+    assert [row["date"] for row in actual] == [row["date"] for row in expected], what
+    for actual_row, expected_row in zip(actual, expected, strict=True):
+        assert set(actual_row) == set(expected_row), (what, set(actual_row) ^ set(expected_row))
+    for actual_row, expected_row in zip(actual, expected, strict=True):
+        assert_row_matches(actual_row, expected_row, f"{what} {expected_row['date']}")
 
 
 # Every contract table: its grain, and the attribute of reference.Reference that holds its rows.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
+import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -16,6 +17,15 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 from pathlib import Path
 
 UTC = dt.UTC
+PERCENTILES = (50, 95, 99)
+PERCENTILE_COLUMNS = tuple(f"latency_p{p}_ms" for p in PERCENTILES)
+
+
+def within_sketch_bound(reported, exact) -> bool:
+    """The sketch's guarantee (docs/contract.md, section 8): |reported - exact| <= max(1 ms, 1% of exact)."""
+    if reported is None or exact is None:
+        return reported is None and exact is None
+    return abs(Decimal(reported) - Decimal(exact)) <= max(Decimal(1), Decimal(exact) / 100)
 WHITESPACE = " \t\n\r\f\v"
 MICRO = Decimal("0.000001")
 # Postgres numeric is exact; Python's default Decimal context keeps 28 significant digits, which
@@ -171,18 +181,25 @@ class Bucket:
     unpriced_requests: int = 0
     requests_by_provider: dict[str, int] = field(default_factory=dict)
     requests_by_model: dict[str, int] = field(default_factory=dict)
+    cached_tokens_input: int = 0
+    cached_tokens_output: int = 0
+    latencies: list[int] = field(default_factory=list)
 
     def add(self, r: Request) -> None:
         self.total_requests += 1
         self.cached_requests += int(r.cached)
         self.tokens_input += r.tokens_input
         self.tokens_output += r.tokens_output
+        if r.cached:
+            self.cached_tokens_input += r.tokens_input
+            self.cached_tokens_output += r.tokens_output
         self.total_cost_usd = _add(self.total_cost_usd, r.cost)
         self.total_potential_cost_usd = _add(self.total_potential_cost_usd, r.potential)
         self.total_savings_usd = _add(self.total_savings_usd, r.savings)
         if r.latency_ms is not None:
             self.latency_sum += r.latency_ms
             self.latency_count += 1
+            self.latencies.append(r.latency_ms)
         self.unpriced_requests += int(r.unpriced)
         self.requests_by_provider[r.provider] = self.requests_by_provider.get(r.provider, 0) + 1
         self.requests_by_model[r.model] = self.requests_by_model.get(r.model, 0) + 1
@@ -202,6 +219,17 @@ class Bucket:
             "requests_by_provider": self.requests_by_provider,
             "requests_by_model": self.requests_by_model,
             "unpriced_requests": self.unpriced_requests,
+            "cached_tokens_input": self.cached_tokens_input,
+            "cached_tokens_output": self.cached_tokens_output,
+            **self.percentiles(),
+        }
+
+    def percentiles(self) -> dict:
+        """The exact nearest-rank percentiles of the known latencies (percentile_disc), or None."""
+        ordered = sorted(self.latencies)
+        return {
+            f"latency_p{p}_ms": ordered[max(1, math.ceil(p * len(ordered) / 100)) - 1] if ordered else None
+            for p in PERCENTILES
         }
 
     def model_row(self) -> dict:
@@ -214,6 +242,11 @@ class Bucket:
             "total_potential_cost_usd": self.total_potential_cost_usd,
             "total_savings_usd": self.total_savings_usd,
             "unpriced_requests": self.unpriced_requests,
+            "latency_sum_ms": self.latency_sum if self.latency_count else None,
+            "latency_count": self.latency_count,
+            "cached_tokens_input": self.cached_tokens_input,
+            "cached_tokens_output": self.cached_tokens_output,
+            **self.percentiles(),
         }
 
     def monthly_row(self) -> dict:
@@ -265,6 +298,7 @@ class Reference:
                         "avg_latency_ms": None,
                         "requests_by_provider": {},
                         "requests_by_model": {},
+                        **{column: None for column in PERCENTILE_COLUMNS},
                     }
                 )
             else:
@@ -274,7 +308,14 @@ class Reference:
                         **{
                             k: v
                             for k, v in found.items()
-                            if k not in ("tokens_input", "tokens_output", "unpriced_requests")
+                            if k
+                            not in (
+                                "tokens_input",
+                                "tokens_output",
+                                "unpriced_requests",
+                                "cached_tokens_input",
+                                "cached_tokens_output",
+                            )
                         },
                     }
                 )

@@ -8,7 +8,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from conftest import SEED, assert_tables_equal, insert_rows, raw_rows, table
+from conftest import SEED, assert_dashboard_matches, assert_tables_equal, insert_rows, raw_rows, table
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference import compute, load_prices
@@ -116,8 +116,10 @@ def test_random_hostile_rows_match_the_reference(db, data):
         assert_tables_equal(table(db, name, keys), getattr(reference, attribute), name)
     today = db.query("select (now() at time zone 'UTC')::date as d")[0]["d"]
     for project in projects:
-        assert db.query("select * from public.get_dashboard_stats(%s, 45)", (project,)) == reference.dashboard(
-            project, 45, today
+        assert_dashboard_matches(
+            db.query("select * from public.get_dashboard_stats(%s, 45)", (project,)),
+            reference.dashboard(project, 45, today),
+            str(project),
         )
 
 
