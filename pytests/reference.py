@@ -279,11 +279,25 @@ class Reference:
     monthly: dict[tuple, dict]
     requests: list[Request]
 
-    def dashboard(self, project_id, days: int, today: dt.date) -> list[dict]:
+    @exact
+    def local_dashboard(self, project_id, days: int, zone: str, now: dt.datetime) -> list[dict]:
+        """get_dashboard_stats(project, days, zone): the same figures per calendar day of `zone`."""
+        from zoneinfo import ZoneInfo
+
+        local = ZoneInfo(zone)
+        buckets: dict[dt.date, Bucket] = defaultdict(Bucket)
+        for r in self.requests:
+            if r.project_id == project_id:
+                buckets[r.created_at.astimezone(local).date()].add(r)
+        today = now.astimezone(local).date()
+        return self.dashboard(project_id, days, today, {(project_id, d): b.usage_row() for d, b in buckets.items()})
+
+    def dashboard(self, project_id, days: int, today: dt.date, daily: dict | None = None) -> list[dict]:
+        daily = self.daily if daily is None else daily
         rows = []
         for offset in range(days - 1, -1, -1):
             day = today - dt.timedelta(days=offset)
-            found = self.daily.get((project_id, day))
+            found = daily.get((project_id, day))
             if found is None:
                 rows.append(
                     {

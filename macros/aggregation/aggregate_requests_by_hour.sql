@@ -20,7 +20,10 @@
     into a few dozen groups, and trimming and lower-casing per row was half of its time (make bench).
     A build's pass has about as many groups as rows, so it normalises per row.
 #}
-{% macro aggregate_requests_by_hour(requests, prices, request_filter='true', group_by_logged_labels=false) -%}
+{% macro aggregate_requests_by_hour(requests, prices, request_filter='true', group_by_logged_labels=false, extra_groups={}) -%}
+{#- extra_groups: {alias: SQL over the requests' columns} grouped by beside the hour (the dashboard's local day) -#}
+{%- set extra = extra_groups.keys() | list -%}
+{%- set extra_select = extra | map('string') | join(', ') ~ (', ' if extra else '') -%}
 with kept_requests as (
 
     select * from {{ requests }}
@@ -35,6 +38,9 @@ classified as (
     select
         project_id,
         {{ utc_hour('created_at') }} as hour_start,
+        {%- for alias, expression in extra_groups.items() %}
+        {{ expression }} as {{ alias }},
+        {%- endfor %}
         {%- if group_by_logged_labels %}
         logged_provider as provider,
         logged_model as model,
@@ -70,7 +76,7 @@ pricing_cases as (
     select
         project_id,
         hour_start,
-        provider,
+        {{ extra_select }}provider,
         model,
         count(*) as total_requests,
         {{ count_if('is_cached') }} as cached_requests,
@@ -95,17 +101,17 @@ pricing_cases as (
         {{ sum_if('tokens_input', 'is_cached_list_priced') }} as cached_list_tokens_input,
         {{ sum_if('tokens_output', 'is_cached_list_priced') }} as cached_list_tokens_output
     from pricing_cases
-    group by project_id, hour_start, provider, model
+    group by project_id, hour_start, {{ extra_select }}provider, model
 
 ),
 
 {{ 'key_counts_by_logged_label' if group_by_logged_labels else 'latency_key_counts' }} as (
 
     -- the latency sketch of each group: requests per sketch key (macros/aggregation/latency_sketch.sql)
-    select project_id, hour_start, provider, model, latency_key, count(*) as key_requests
+    select project_id, hour_start, {{ extra_select }}provider, model, latency_key, count(*) as key_requests
     from pricing_cases
     where latency_key is not null
-    group by project_id, hour_start, provider, model, latency_key
+    group by project_id, hour_start, {{ extra_select }}provider, model, latency_key
 
 ),
 {%- if group_by_logged_labels %}
@@ -122,7 +128,7 @@ relabelled_sums as (
     select
         project_id,
         hour_start,
-        {{ normalised_label('provider') }} as provider,
+        {{ extra_select }}{{ normalised_label('provider') }} as provider,
         {{ normalised_label('model') }} as model,
         {{ (counts + sums) | join(',\n        ') }}
     from sums_by_logged_label
@@ -134,7 +140,7 @@ hourly_sums as (
     select
         project_id,
         hour_start,
-        provider,
+        {{ extra_select }}provider,
         model,
         {%- for column in counts %}
         cast(sum({{ column }}) as bigint) as {{ column }},
@@ -143,7 +149,7 @@ hourly_sums as (
         sum({{ column }}) as {{ column }}{{ ',' if not loop.last }}
         {%- endfor %}
     from relabelled_sums
-    group by project_id, hour_start, provider, model
+    group by project_id, hour_start, {{ extra_select }}provider, model
 
 ),
 
@@ -152,12 +158,14 @@ latency_key_counts as (
     select
         project_id,
         hour_start,
-        {{ normalised_label('provider') }} as provider,
+        {{ extra_select }}{{ normalised_label('provider') }} as provider,
         {{ normalised_label('model') }} as model,
         latency_key,
         sum(key_requests) as key_requests
     from key_counts_by_logged_label
-    group by project_id, hour_start, {{ normalised_label('provider') }}, {{ normalised_label('model') }}, latency_key
+    group by
+        project_id, hour_start, {{ extra_select }}{{ normalised_label('provider') }}, {{ normalised_label('model') }},
+        latency_key
 
 ),
 {%- endif %}
@@ -167,11 +175,11 @@ latency_sketches as (
     select
         project_id,
         hour_start,
-        provider,
+        {{ extra_select }}provider,
         model,
         {{ counts_to_map('latency_key', 'key_requests') }} as latency_sketch
     from latency_key_counts
-    group by project_id, hour_start, provider, model
+    group by project_id, hour_start, {{ extra_select }}provider, model
 
 ),
 
@@ -219,6 +227,9 @@ sketched as (
             and list_priced.hour_start = latency_sketches.hour_start
             and list_priced.provider = latency_sketches.provider
             and list_priced.model = latency_sketches.model
+            {%- for alias in extra %}
+            and list_priced.{{ alias }} = latency_sketches.{{ alias }}
+            {%- endfor %}
 
 ),
 
@@ -227,11 +238,11 @@ final as (
     select
         project_id,
         hour_start,
-        provider,
+        {{ extra_select }}provider,
         model,
         total_requests,
         cached_requests,
-        -- numeric, as int_usage_hourly_by_model has always stored these sums (on_schema_change: fail)
+        -- numeric, as int_usage_hourly_by_model has always stored these sums (an existing table keeps its types)
         cast(tokens_input as {{ count_sum_type() }}) as tokens_input,
         cast(tokens_output as {{ count_sum_type() }}) as tokens_output,
         {{ add_known('recorded_cost_usd', add_known('list_cost_usd', 'cached_list_cost_usd')) }} as total_cost_usd,

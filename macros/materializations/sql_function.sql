@@ -1,7 +1,8 @@
 {#
     Materialization `sql_function`: the model's SQL is the body of a database function, created
     (dropped and re-created, so a changed signature applies) in the model's schema in one
-    transaction. Config: `arguments`, `argument_types`, `returns`, `language` (default plpgsql),
+    transaction. Config: `arguments`, `argument_types`, `replaces_argument_types` (older signatures
+    to drop, so a changed argument list leaves no overload behind), `returns`, `language` (default plpgsql),
     `volatility` (default stable). The function is `security invoker` (it reads with the caller's
     rights, so row level security applies) and runs with a fixed search_path, so every relation
     in the body must be schema-qualified (ref() does that), and with JIT and parallel workers
@@ -20,6 +21,9 @@
     {% do adapter.create_schema(api.Relation.create(database=database, schema=schema)) %}
 
     {% call statement('main') -%}
+        {%- for old_types in config.get('replaces_argument_types', []) %}
+        drop function if exists {{ function_name }}({{ old_types }});
+        {%- endfor %}
         drop function if exists {{ function_name }}({{ config.require('argument_types') }});
         create function {{ function_name }}({{ config.require('arguments') }})
         returns {{ config.require('returns') }}

@@ -1,18 +1,28 @@
 {#
-    The dashboard function (docs/contract.md, section 6). Closed days come from usage_aggregations_daily;
-    the still-open tail (everything the next scheduled build would rebuild) is read from
-    int_usage_hourly_by_model and, past its newest hour minus the lookback, from the requests
-    through the same query the build runs (aggregate_requests_by_hour), so a figure does not
-    change when a build catches up.
+    The dashboard function (docs/contract.md, sections 6, 8 and 9):
+    get_dashboard_stats(p_project_id, p_days, p_time_zone default 'UTC'), one row per calendar day
+    of p_time_zone, oldest first, zero-filled.
+
+    UTC: closed days come from usage_aggregations_daily; the still-open tail (everything the next
+    scheduled build would rebuild) is read from int_usage_hourly_by_model and, past its newest hour
+    minus the lookback, from the requests through the same query the build runs
+    (aggregate_requests_by_hour), so a figure does not change when a build catches up.
+
+    Another zone: a local day is the instants from its local midnight to the next (23 or 25 hours
+    on daylight-saving days). Whole UTC hours come from int_usage_hourly_by_model; an hour that a
+    local midnight splits (zones at :30 and :45, e.g. Asia/Kathmandu) and the open tail are read
+    from the requests and split by each request's local date. Retention may have deleted the
+    requests of an old split hour: then the call says so instead of guessing.
 #}
 
 {{
     config(
         materialized='sql_function',
         schema=env_var('WATCHLLM_API_SCHEMA', 'public'),
-        arguments='p_project_id uuid, p_days integer',
+        arguments="p_project_id uuid, p_days integer, p_time_zone text default 'UTC'",
+        argument_types='uuid, integer, text',
+        replaces_argument_types=['uuid, integer'],
         settings={'enable_indexscan': 'on', 'enable_sort': 'off'},
-        argument_types='uuid, integer',
         returns="""table (
             date date,
             total_requests bigint,
@@ -37,13 +47,39 @@
     'total_potential_cost_usd', 'total_savings_usd', 'avg_latency_ms', 'requests_by_provider', 'requests_by_model',
     'latency_p50_ms', 'latency_p95_ms', 'latency_p99_ms',
 ] -%}
+{%- set local_date = "cast((created_at at time zone p_time_zone) as date)" -%}
+{%- set zero_filled_rows -%}
+select
+    calendar.date,
+    coalesce(traffic.total_requests, 0)::bigint,
+    coalesce(traffic.cached_requests, 0)::bigint,
+    traffic.cache_hit_rate,
+    coalesce(traffic.total_tokens, 0)::bigint,
+    case when traffic.date is null then 0 else traffic.total_cost_usd end,
+    case when traffic.date is null then 0 else traffic.total_potential_cost_usd end,
+    case when traffic.date is null then 0 else traffic.total_savings_usd end,
+    traffic.avg_latency_ms,
+    coalesce(traffic.requests_by_provider, '{}'::jsonb),
+    coalesce(traffic.requests_by_model, '{}'::jsonb),
+    traffic.latency_p50_ms,
+    traffic.latency_p95_ms,
+    traffic.latency_p99_ms
+from calendar
+left join __days__ as traffic on calendar.date = traffic.date
+order by calendar.date
+{%- endset -%}
+
 
 #variable_conflict use_column
 declare
-    v_today date := {{ utc_date('now()') }};
+    v_today date;
     v_first_day date;
     v_open_from timestamptz;
     v_open_day date;
+    v_from timestamptz;
+    v_to timestamptz;
+    v_split_hours timestamptz[];
+    v_oldest_request timestamptz;
 begin
     if p_project_id is null then
         raise exception 'get_dashboard_stats: p_project_id is NULL; pass the project''s uuid'
@@ -54,7 +90,23 @@ begin
             coalesce(p_days::text, 'NULL')
             using errcode = '22023';
     end if;
-
+    if p_time_zone is null then
+        raise exception 'get_dashboard_stats: p_time_zone is NULL; pass a time zone name such as ''UTC'' or ''Europe/Berlin'''
+            using errcode = '22004';
+    end if;
+    -- a name of the time zone database; not a POSIX offset such as '+05:30' (whose sign Postgres inverts)
+    if p_time_zone !~ '^[A-Za-z][A-Za-z0-9_+/-]*$' then
+        raise exception 'get_dashboard_stats: p_time_zone % is not a time zone name; pass one such as ''Asia/Kolkata''',
+            quote_literal(p_time_zone)
+            using errcode = '22023';
+    end if;
+    begin
+        v_today := cast(now() at time zone p_time_zone as date);
+    exception when invalid_parameter_value then
+        raise exception 'get_dashboard_stats: p_time_zone % is not a time zone Postgres knows; pass an IANA name such as ''America/New_York''',
+            quote_literal(p_time_zone)
+            using errcode = '22023';
+    end;
     v_first_day := v_today - (p_days - 1);
 
     -- Hours from here on are rebuilt by the next scheduled build: read them from the requests.
@@ -62,7 +114,12 @@ begin
     into v_open_from
     from {{ ref('int_usage_hourly_by_model') }};
     v_open_from := coalesce(v_open_from, '-infinity'::timestamptz);
-    v_open_day := greatest({{ utc_date('v_open_from') }}, v_first_day);
+    if p_time_zone <> 'UTC' then
+        -- (before plain index scans go off: this is one probe of the (project_id, created_at) index)
+        select min(created_at) into v_oldest_request
+        from {{ ref('stg_proxy__usage_logs') }}
+        where project_id = p_project_id;
+    end if;
 
     -- The tail below is a few thousand rows of one project, ~2 ms through a bitmap scan of the
     -- (project_id, created_at) index. The planner prices that as one random page read per row and
@@ -75,6 +132,107 @@ begin
     -- (p50 16 vs 20 ms for it at 10M rows, measured side by side). Only the final ORDER BY sorts.
     perform set_config('enable_indexscan', 'off', true);
 
+    if p_time_zone = 'UTC' then
+        v_open_day := greatest({{ utc_date('v_open_from') }}, v_first_day);
+
+        return query
+        with calendar as (
+
+            select cast(day_start as date) as date
+            from generate_series(v_first_day, v_today, interval '1 day') as day_start
+
+        ),
+
+        closed_days as (
+
+            select
+                {{ dashboard_columns | join(',\n                ') }}
+            from {{ ref('usage_aggregations_daily') }}
+            where project_id = p_project_id and date >= v_first_day and date < v_open_day
+
+        ),
+
+        open_usage as (
+
+            select
+                project_id,
+                {{ utc_date('hour_start') }} as usage_day,
+                provider,
+                model,
+                {{ hourly_sum_columns() | join(',\n                ') }}
+            from {{ ref('int_usage_hourly_by_model') }}
+            where
+                project_id = p_project_id
+                and hour_start >= {{ utc_midnight('v_open_day') }}
+                and hour_start < v_open_from
+
+            union all
+
+            select
+                project_id,
+                {{ utc_date('hour_start') }},
+                provider,
+                model,
+                {{ hourly_sum_columns() | join(',\n                ') }}
+            from (
+                {{ aggregate_requests_by_hour(
+                    ref('int_usage_logs_validated'),
+                    ref('stg_pricing__model_prices'),
+                    "project_id = p_project_id and created_at >= greatest(v_open_from, " ~ utc_midnight('v_open_day')
+                    ~ ") and created_at < " ~ utc_midnight('v_today + 1'),
+                    group_by_logged_labels=true,
+                ) | indent(16) }}
+            ) as not_yet_built
+
+        ),
+
+        {{ rollup_usage('open_usage', 'usage_day', 'date') | indent(8) }},
+
+        open_days as (
+
+            select
+                {{ dashboard_columns | join(',\n                ') }}
+            from rolled_up
+
+        ),
+
+        days_with_traffic as (
+
+            select * from closed_days
+            union all
+            select * from open_days
+
+        )
+
+        {{ zero_filled_rows | replace('__days__', 'days_with_traffic') | indent(8) }};
+        return;
+    end if;
+
+    -- Another zone: the local days' first and last instants, and the UTC hours a local midnight splits.
+    v_from := cast(v_first_day as timestamp) at time zone p_time_zone;
+    v_to := cast(v_today + 1 as timestamp) at time zone p_time_zone;
+    select coalesce(array_agg(distinct {{ utc_hour('midnight') }}), '{}')
+    into v_split_hours
+    from (
+        select cast(day_start as timestamp) at time zone p_time_zone as midnight
+        from generate_series(v_first_day, v_today + 1, interval '1 day') as day_start
+    ) as local_midnights
+    where midnight <> {{ utc_hour('midnight') }};
+
+    -- a split hour needs its requests: if retention deleted them, the day cannot be split exactly
+    if exists (
+        select 1 from {{ ref('int_usage_hourly_by_model') }}
+        where
+            project_id = p_project_id
+            and hour_start = any(v_split_hours)
+            and hour_start < v_open_from
+            and (v_oldest_request is null or hour_start < {{ utc_hour('v_oldest_request') }})
+    ) then
+        raise exception 'get_dashboard_stats: the local days of % before % need requests that retention deleted (a local midnight splits a UTC hour); ask for fewer days or use p_time_zone => ''UTC''',
+            p_time_zone, cast(v_oldest_request at time zone p_time_zone as date) + 1
+            using errcode = '22023';
+    end if;
+
     return query
     with calendar as (
 
@@ -83,83 +241,59 @@ begin
 
     ),
 
-    closed_days as (
+    local_usage as (
 
-        select
-            {{ dashboard_columns | join(',\n            ') }}
-        from {{ ref('usage_aggregations_daily') }}
-        where project_id = p_project_id and date >= v_first_day and date < v_open_day
-
-    ),
-
-    open_usage as (
-
+        -- whole closed UTC hours: every request of the hour has the hour's local date
         select
             project_id,
-            {{ utc_date('hour_start') }} as usage_day,
+            cast(hour_start at time zone p_time_zone as date) as usage_day,
             provider,
             model,
             {{ hourly_sum_columns() | join(',\n            ') }}
         from {{ ref('int_usage_hourly_by_model') }}
         where
             project_id = p_project_id
-            and hour_start >= {{ utc_midnight('v_open_day') }}
-            and hour_start < v_open_from
+            and hour_start >= v_from
+            and hour_start < least(v_open_from, v_to)
+            and not hour_start = any(v_split_hours)
 
         union all
 
+        -- split hours and the open tail, from the requests, each by its own local date
         select
             project_id,
-            {{ utc_date('hour_start') }},
+            local_date,
             provider,
             model,
             {{ hourly_sum_columns() | join(',\n            ') }}
         from (
             {{ aggregate_requests_by_hour(
-                ref('int_usage_logs_validated'),
+                "(select split_requests.* from " ~ ref('int_usage_logs_validated') ~ " as split_requests"
+                ~ " inner join unnest(v_split_hours) as split(hour_start)"
+                ~ " on split_requests.created_at >= split.hour_start"
+                ~ " and split_requests.created_at < split.hour_start + " ~ hours(1)
+                ~ " where split_requests.project_id = p_project_id and split.hour_start < v_open_from"
+                ~ " union all select tail_requests.* from " ~ ref('int_usage_logs_validated') ~ " as tail_requests"
+                ~ " where tail_requests.project_id = p_project_id and tail_requests.created_at >= v_open_from"
+                ~ " and tail_requests.created_at < v_to) as local_requests",
                 ref('stg_pricing__model_prices'),
-                "project_id = p_project_id and created_at >= greatest(v_open_from, " ~ utc_midnight('v_open_day')
-                ~ ") and created_at < " ~ utc_midnight('v_today + 1'),
+                "created_at >= v_from and created_at < v_to",
                 group_by_logged_labels=true,
+                extra_groups={'local_date': local_date},
             ) | indent(12) }}
-        ) as not_yet_built
+        ) as read_from_requests
 
     ),
 
-    {{ rollup_usage('open_usage', 'usage_day', 'date') }},
+    {{ rollup_usage('local_usage', 'usage_day', 'date') }},
 
-    open_days as (
+    local_days as (
 
         select
             {{ dashboard_columns | join(',\n            ') }}
         from rolled_up
 
-    ),
-
-    days_with_traffic as (
-
-        select * from closed_days
-        union all
-        select * from open_days
-
     )
 
-    select
-        calendar.date,
-        coalesce(traffic.total_requests, 0)::bigint,
-        coalesce(traffic.cached_requests, 0)::bigint,
-        traffic.cache_hit_rate,
-        coalesce(traffic.total_tokens, 0)::bigint,
-        case when traffic.date is null then 0 else traffic.total_cost_usd end,
-        case when traffic.date is null then 0 else traffic.total_potential_cost_usd end,
-        case when traffic.date is null then 0 else traffic.total_savings_usd end,
-        traffic.avg_latency_ms,
-        coalesce(traffic.requests_by_provider, '{}'::jsonb),
-        coalesce(traffic.requests_by_model, '{}'::jsonb),
-        traffic.latency_p50_ms,
-        traffic.latency_p95_ms,
-        traffic.latency_p99_ms
-    from calendar
-    left join days_with_traffic as traffic on calendar.date = traffic.date
-    order by calendar.date;
+    {{ zero_filled_rows | replace('__days__', 'local_days') | indent(4) }};
 end
