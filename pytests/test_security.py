@@ -117,6 +117,24 @@ def test_the_dashboard_shows_nothing_of_another_tenants_project(db):
     assert rows == (0, 0, 30)  # 30 zero-filled days: not one request of project B
 
 
+@pytest.mark.parametrize("zone", ["Asia/Kathmandu", "America/New_York"])
+def test_row_level_security_holds_through_the_time_zone_call(db, zone):
+    """The local-day path reads the hourly pass and the requests: both under the caller's RLS."""
+    owner = db.query("select sum(total_requests) as n from public.get_dashboard_stats(%s, 30, %s)", (PROJECT_A, zone))
+    with as_role(db, "authenticated", USER_A) as conn:
+        mine = conn.execute(
+            "select sum(total_requests) from public.get_dashboard_stats(%s, 30, %s)", (PROJECT_A, zone)
+        ).fetchone()[0]
+        other = conn.execute(
+            "select sum(total_requests), sum(total_cost_usd), count(*) from public.get_dashboard_stats(%s, 30, %s)",
+            (PROJECT_B, zone),
+        ).fetchone()
+    assert mine == owner[0]["n"] == 31
+    assert other == (0, 0, 30)
+    with as_role(db, "anon", None) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("select * from public.get_dashboard_stats(%s, 30, %s)", (PROJECT_A, zone))
+
+
 @pytest.mark.parametrize(
     "project, days",
     [
