@@ -26,6 +26,8 @@ def within_sketch_bound(reported, exact) -> bool:
     if reported is None or exact is None:
         return reported is None and exact is None
     return abs(Decimal(reported) - Decimal(exact)) <= max(Decimal(1), Decimal(exact) / 100)
+
+
 WHITESPACE = " \t\n\r\f\v"
 MICRO = Decimal("0.000001")
 # Postgres numeric is exact; Python's default Decimal context keeps 28 significant digits, which
@@ -364,3 +366,52 @@ def compute(raw_rows: list[dict], prices: list[Price], now: dt.datetime) -> Refe
         monthly={k: b.monthly_row() for k, b in monthly.items()},
         requests=requests,
     )
+
+
+@exact
+def counterfactual(requests: list[Request], prices: list[Price], extra: tuple[tuple[str, str], ...] = ()) -> dict:
+    """model_cost_counterfactual_monthly: every project-month against every candidate, request by request."""
+    exact_names = {(p.provider, p.model) for p in prices if p.pattern is None}
+    months: dict[dt.date, list[Request]] = defaultdict(list)
+    for r in requests:
+        months[r.day.replace(day=1)].append(r)
+    out = {}
+    for month, month_requests in months.items():
+        candidates = {(r.provider, r.model) for r in month_requests if (r.provider, r.model) in exact_names} | set(
+            extra
+        )
+        by_project: dict[object, list[Request]] = defaultdict(list)
+        for r in month_requests:
+            by_project[r.project_id].append(r)
+        for project, project_requests in by_project.items():
+            for provider, model in candidates:
+                row = {
+                    "total_requests": len(project_requests),
+                    "priced_requests": 0,
+                    "tokens_input": 0,
+                    "tokens_output": 0,
+                    "actual_cost_usd": None,
+                    "counterfactual_cost_usd": None,
+                    "counterfactual_potential_cost_usd": None,
+                }
+                for r in project_requests:
+                    price = [
+                        p
+                        for p in prices
+                        if p.pattern is None and (p.provider, p.model) == (provider, model) and p.covers(r.day)
+                    ]
+                    if not price:
+                        continue
+                    listed = (r.tokens_input * price[0].input_per_1m + r.tokens_output * price[0].output_per_1m) * MICRO
+                    row["priced_requests"] += 1
+                    row["tokens_input"] += r.tokens_input
+                    row["tokens_output"] += r.tokens_output
+                    row["actual_cost_usd"] = _add(row["actual_cost_usd"], r.cost)
+                    row["counterfactual_cost_usd"] = _add(
+                        row["counterfactual_cost_usd"], Decimal(0) if r.cached else listed
+                    )
+                    row["counterfactual_potential_cost_usd"] = _add(row["counterfactual_potential_cost_usd"], listed)
+                cost, actual = row["counterfactual_cost_usd"], row["actual_cost_usd"]
+                row["difference_usd"] = None if cost is None or actual is None else cost - actual
+                out[(project, month, provider, model)] = row
+    return out

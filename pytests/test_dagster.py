@@ -16,7 +16,7 @@ import dagster as dg
 import psycopg
 import psycopg.rows
 import pytest
-from conftest import REPO, SEED, insert_rows, raw_rows, request, table
+from conftest import REPO, SEED, assert_row_matches, insert_rows, raw_rows, request, table
 from reference import compute, load_prices
 
 UTC = dt.UTC
@@ -124,12 +124,12 @@ def test_one_hourly_and_one_daily_partition_write_the_right_numbers(db):
     assert result.success
     reference = compute(raw_rows(db), load_prices(SEED), db.now())
     hourly = table(db, "usage_aggregations_hourly", ("project_id", "hour_start"))
-    assert hourly[(project, hour)] == reference.hourly[(project, hour)]
+    assert_row_matches(hourly[(project, hour)], reference.hourly[(project, hour)], "hourly partition")
 
     result = dg.materialize([daily_dbt_assets], partition_key=hour.strftime("%Y-%m-%d"), resources=dbt_resources())
     assert result.success
     daily = table(db, "usage_aggregations_daily", ("project_id", "date"))
-    assert daily[(project, hour.date())] == reference.daily[(project, hour.date())]
+    assert_row_matches(daily[(project, hour.date())], reference.daily[(project, hour.date())], "daily partition")
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     assert "partition_range" in metadata and "buckets_in_range" in metadata
 

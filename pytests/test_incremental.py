@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 
 import pytest
@@ -61,7 +62,10 @@ def test_late_rows_within_lookback_are_counted_once(db):
 
 
 DAILY_CONSUMERS = ("usage_aggregations_daily", "usage_by_model_daily")
-HOURLY_CONSUMERS = (*DAILY_CONSUMERS, "usage_aggregations_hourly")  # of int_usage_hourly_by_model
+# the consumers of int_usage_hourly_by_model; usage_aggregations_daily reads usage_by_model_daily,
+# and the monthly marts read usage_aggregations_daily
+HOURLY_CONSUMERS = ("usage_by_model_daily", "usage_aggregations_hourly")
+MONTHLY_CONSUMERS = ("project_savings_monthly", "model_cost_counterfactual_monthly")
 
 
 def row_versions(db, name: str) -> dict[tuple, str]:
@@ -103,7 +107,7 @@ def test_a_scheduled_build_rebuilds_only_the_days_whose_hours_changed(db):
         # rebuild the day before its newest day on every run)
         assert min(changed_days) >= first_rebuilt_day, (name, sorted(changed_days), first_rebuilt_day)
     assert set(pending_from(db).values()) == {dt.datetime(9999, 12, 31, tzinfo=UTC)}
-    assert set(pending_from(db)) == {*HOURLY_CONSUMERS, "project_savings_monthly"}
+    assert set(pending_from(db)) == {*HOURLY_CONSUMERS, *DAILY_CONSUMERS, *MONTHLY_CONSUMERS}
 
 
 def test_buckets_replaced_while_a_mart_did_not_run_are_rebuilt_by_its_next_run(db):
@@ -112,14 +116,18 @@ def test_buckets_replaced_while_a_mart_did_not_run_are_rebuilt_by_its_next_run(d
     insert_rows(db, [request(LATE_PROJECT, dt.datetime.combine(day, dt.time(9, m), UTC)) for m in range(3)])
     run_range(db, day, day + dt.timedelta(days=1), "int_usage_hourly_by_model")
     midnight, nothing = dt.datetime.combine(day, dt.time(), UTC), dt.datetime(9999, 12, 31, tzinfo=UTC)
-    assert pending_from(db) == {**dict.fromkeys(HOURLY_CONSUMERS, midnight), "project_savings_monthly": nothing}
+    assert pending_from(db) == {
+        **dict.fromkeys(HOURLY_CONSUMERS, midnight),
+        "usage_aggregations_daily": nothing,  # its producer, usage_by_model_daily, has not run
+        **dict.fromkeys(MONTHLY_CONSUMERS, nothing),
+    }
     # 2. a range rebuild of the daily models that does not reach the newest hour leaves the mark
     run_range(db, day - dt.timedelta(days=1), day + dt.timedelta(days=1), *DAILY_CONSUMERS)
     assert pending_from(db) == {
-        **dict.fromkeys(HOURLY_CONSUMERS, midnight),
-        **dict.fromkeys(DAILY_CONSUMERS, midnight),  # not cleared: the range ends before the newest hour
-        # marked by usage_aggregations_daily's range rebuild, which began a day earlier
-        "project_savings_monthly": midnight - dt.timedelta(days=1),
+        **dict.fromkeys(HOURLY_CONSUMERS, midnight),  # not cleared: the range ends before the newest hour
+        # marked by the range rebuilds of usage_by_model_daily and usage_aggregations_daily, a day earlier
+        "usage_aggregations_daily": midnight - dt.timedelta(days=1),
+        **dict.fromkeys(MONTHLY_CONSUMERS, midnight - dt.timedelta(days=1)),
     }
     # 3. a scheduled build in which one daily model fails (it waits too long for a lock) ...
     insert_rows(db, [request(LATE_PROJECT, dt.datetime.combine(day, dt.time(11), UTC))])
@@ -127,8 +135,8 @@ def test_buckets_replaced_while_a_mart_did_not_run_are_rebuilt_by_its_next_run(d
     failed = run_while_a_table_is_locked(db, "usage_aggregations_daily")
     assert failed.returncode != 0 and "lock timeout" in failed.stdout, failed.stdout[-2000:]
     assert pending_from(db) == {
-        "usage_aggregations_daily": midnight,  # failed: its mark is kept
-        "project_savings_monthly": midnight - dt.timedelta(days=1),  # skipped (its parent failed): kept
+        "usage_aggregations_daily": midnight - dt.timedelta(days=1),  # failed: its mark is kept
+        **dict.fromkeys(MONTHLY_CONSUMERS, midnight - dt.timedelta(days=1)),  # skipped (parent failed): kept
         "usage_by_model_daily": nothing,
         "usage_aggregations_hourly": nothing,
     }
@@ -154,14 +162,15 @@ def test_rows_older_than_lookback_wait_for_a_range_rebuild(db):
     old_hour = dt.datetime.combine(day, dt.time(5), UTC)
     insert_rows(db, [request(LATE_PROJECT, old_hour + dt.timedelta(minutes=m)) for m in range(4)])
 
-    result = db.dbt("build")
-    assert "assert_aggregates_include_every_kept_row" in result.stdout and "WARN" in result.stdout
+    db.dbt("build")
     counted = db.query(
         "select coalesce(sum(total_requests), 0) as n from analytics.usage_aggregations_hourly"
         " where project_id = %s and hour_start = %s",
         (LATE_PROJECT, old_hour),
     )[0]["n"]
     assert counted == 0  # outside the lookback: the scheduled build does not rescan old hours
+    deep = db.cli("deep-check")  # the daily deep check reads all of history and reports the late rows
+    assert re.search(r"WARN \d+ assert_aggregates_include_every_kept_row", deep.stdout), deep.stdout[-3000:]
 
     db.dbt("build", "--vars", f"{{start: '{day}', end: '{day + dt.timedelta(days=1)}'}}")
     assert_matches_raw(db)

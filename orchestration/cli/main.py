@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+import uuid
 from pathlib import Path
 
 from orchestration import settings
-from orchestration.cli import backfill, generate, pricing, stats
+from orchestration.cli import backfill, compare, generate, pricing, stats
 from orchestration.core import database, reconcile, retention
 from orchestration.core.dbt_runner import run_dbt
 from orchestration.core.errors import UserError
@@ -78,9 +79,24 @@ def cmd_stats(args: argparse.Namespace) -> int:
     project = stats.parse_project_id(args.project_id)
     stats.check_days(args.days)
     with database.cursor(database.resolve()) as cur:
-        rows = stats.dashboard_stats(cur, project, args.days)
-    print(f"project {project}, last {args.days} days (UTC)")
+        rows = stats.dashboard_stats(cur, project, args.days, args.time_zone)
+        forecast = stats.forecast_line(cur, project) if args.forecast else None
+    print(f"project {project}, last {args.days} days ({args.time_zone})")
     print(stats.format_dashboard(rows))
+    if forecast:
+        print(forecast)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    try:
+        project = uuid.UUID(args.project_id)
+    except ValueError:
+        raise UserError(f"PROJECT_ID must be a uuid, got {args.project_id!r}") from None
+    month = compare.parse_month(args.month) if args.month else None
+    with database.cursor(database.resolve()) as cur:
+        month, rows = compare.candidates(cur, project, month)
+    print(compare.format_comparison(project, month, rows))
     return 0
 
 
@@ -212,7 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("stats", help="print get_dashboard_stats for a project")
     st.add_argument("project_id")
     st.add_argument("--days", type=int, default=30)
+    st.add_argument("--time-zone", default="UTC", help="calendar days of this IANA zone (default UTC)")
+    st.add_argument("--forecast", action="store_true", help="also print this month's cost forecast")
     st.set_defaults(func=cmd_stats)
+
+    cp = sub.add_parser("compare", help="what a project's month would have cost on every candidate model")
+    cp.add_argument("project_id")
+    cp.add_argument("--month", help="UTC month YYYY-MM (default: the project's latest)")
+    cp.set_defaults(func=cmd_compare)
 
     sm = sub.add_parser("summary", help="print an overview of the aggregates (what `make demo` shows)")
     sm.add_argument("--days", type=int, default=30)

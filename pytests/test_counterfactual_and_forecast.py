@@ -1,0 +1,166 @@
+"""model_cost_counterfactual_monthly and project_cost_forecast against independent computations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+import pytest
+from conftest import SEED, insert_rows, raw_rows, request, utc
+from reference import Price, compute, counterfactual, load_prices
+
+CANDIDATE = ("openai", "gpt-test-candidate")  # priced only from the middle of the month (var counterfactual_models)
+NEW_PROJECT = uuid.UUID("f0ca0000-0000-0000-0000-000000000001")  # one day of history
+
+
+def prices_in(db) -> list[Price]:
+    return [
+        Price(
+            r["provider"],
+            r["model"],
+            r["model_pattern"],
+            r["input_usd_per_1m"],
+            r["output_usd_per_1m"],
+            r["valid_from"],
+            r["valid_to"],
+        )
+        for r in db.query("select * from analytics.stg_pricing__model_prices")
+    ]
+
+
+@pytest.fixture(scope="module")
+def built(make_db):
+    db = make_db("wl_test_counterfactual")
+    db.generate(rows=30_000, days=45, projects=8, seed=41)
+    now = db.now()
+    month = now.astimezone(dt.UTC).date().replace(day=1) - dt.timedelta(days=1)
+    month = month.replace(day=1)  # the last complete month: all of it is in the data
+    middle = month.replace(day=15)
+    yesterday = now.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+    insert_rows(
+        db,
+        [
+            request(NEW_PROJECT, dt.datetime.combine(yesterday, dt.time(h), dt.UTC), cost_usd=Decimal("0.5"))
+            for h in (9, 13)
+        ],
+    )
+    db.dbt("build")
+    with db.connect() as conn:
+        # a candidate whose price changes in the middle of the month, and one priced only from then on
+        changed = conn.execute(
+            "select provider, model, input_usd_per_1m, output_usd_per_1m, valid_from from analytics.model_pricing"
+            " where provider = 'openai' and model = 'gpt-4o-mini' and valid_to is null"
+        ).fetchone()
+        conn.execute(
+            "update analytics.model_pricing set valid_to = %s"
+            " where provider = 'openai' and model = 'gpt-4o-mini' and valid_to is null",
+            (middle,),
+        )
+        conn.execute(
+            "insert into analytics.model_pricing"
+            " (provider, model, input_usd_per_1m, output_usd_per_1m, valid_from, source)"
+            " values ('openai', 'gpt-4o-mini', %s, %s, %s, 'test: a mid-month price change'),"
+            " ('openai', 'gpt-test-candidate', 0.07, 0.7, %s, 'test: a candidate priced from mid-month')",
+            (changed["input_usd_per_1m"] * 2, changed["output_usd_per_1m"] * 3, middle, middle),
+        )
+    next_month = (month + dt.timedelta(days=32)).replace(day=1)
+    db.dbt(
+        "run",
+        "--select",
+        "model_cost_counterfactual_monthly",
+        "--vars",
+        f"{{start: '{month}', end: '{next_month}', counterfactual_models: ['{'/'.join(CANDIDATE)}']}}",
+    )
+    # the marts were built at the seed's prices; only the counterfactual was rebuilt at the changed ones
+    reference = compute(raw_rows(db), load_prices(SEED), db.now())
+    expected = counterfactual(reference.requests, prices_in(db), extra=(CANDIDATE,))
+    return db, reference, expected, month
+
+
+def test_every_candidate_of_every_project_equals_the_reference(built):
+    db, _, expected, month = built
+    actual = {
+        (r["project_id"], r["month"], r["provider"], r["model"]): {
+            k: v for k, v in r.items() if k not in ("project_id", "month", "provider", "model")
+        }
+        for r in db.query("select * from analytics.model_cost_counterfactual_monthly where month = %s", (month,))
+    }
+    wanted = {k: v for k, v in expected.items() if k[1] == month}
+    assert set(actual) == set(wanted)
+    for key, row in wanted.items():
+        assert actual[key] == row, key
+    assert len({k[2:] for k in wanted}) > 5  # many candidates
+
+
+def test_a_candidate_priced_from_mid_month_covers_only_those_days(built):
+    db, _, expected, month = built
+    rows = [v for k, v in expected.items() if k[1] == month and k[2:] == CANDIDATE]
+    assert rows and all(0 < r["priced_requests"] < r["total_requests"] for r in rows if r["total_requests"] > 50)
+    mini = [v for k, v in expected.items() if k[1] == month and k[2:] == ("openai", "gpt-4o-mini")]
+    assert all(r["priced_requests"] == r["total_requests"] for r in mini)  # priced all month, at two prices
+
+
+def test_cache_hits_cost_nothing_on_any_candidate(built):
+    _, _, expected, month = built
+    for key, row in expected.items():
+        if row["priced_requests"]:
+            assert row["counterfactual_cost_usd"] <= row["counterfactual_potential_cost_usd"], key
+
+
+def test_compare_prints_the_candidates_cheapest_first(built):
+    db, _, expected, month = built
+    busiest = max(
+        (row["total_requests"], key[0]) for key, row in expected.items() if key[1] == month and key[2:] == CANDIDATE
+    )
+    project = busiest[1]
+    result = db.cli("compare", str(project), "--month", month.strftime("%Y-%m"))
+    lines = [line for line in result.stdout.splitlines() if line.startswith("  ")]
+    costs = [Decimal(line.split()[1].lstrip("$").replace(",", "")) for line in lines if line.split()[1].startswith("$")]
+    assert costs == sorted(costs) and len(costs) > 3
+    assert "gpt-test-candidate" in result.stdout and "not priced" in result.stdout
+
+
+def test_compare_rejects_bad_arguments(built):
+    db, _, _, _ = built
+    for args, message in (
+        (("not-a-uuid",), "PROJECT_ID must be a uuid"),
+        ((str(NEW_PROJECT), "--month", "2026-13"), "--month must be YYYY-MM"),
+    ):
+        result = db.cli("compare", *args, check=False)
+        assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+@pytest.mark.parametrize("as_of_offset", [0, 1, 7, 14, 21])
+def test_forecast_month_to_date_equals_the_marts_and_brackets_the_forecast(built, as_of_offset):
+    """Forecasts made as_of_offset days into the last complete month (0: on its first day)."""
+    db, _, _, first = built
+    as_of = first + dt.timedelta(days=as_of_offset) - dt.timedelta(days=1)
+    db.dbt("run", "--select", "project_cost_forecast", "--vars", f"{{forecast_as_of: '{as_of}'}}")
+    month = (as_of + dt.timedelta(days=1)).replace(day=1)
+    daily = db.query(
+        "select project_id, coalesce(sum(total_cost_usd), 0) as cost, coalesce(sum(total_savings_usd), 0) as savings"
+        " from analytics.usage_aggregations_daily where date >= %s and date <= %s group by project_id",
+        (month, as_of),
+    )
+    month_to_date = {r["project_id"]: r for r in daily}
+    forecasts = db.query("select * from analytics.project_cost_forecast")
+    assert forecasts
+    for f in forecasts:
+        assert f["month"] == month and f["as_of_date"] == as_of and f["days_elapsed"] == as_of_offset
+        mtd = month_to_date.get(f["project_id"], {"cost": 0, "savings": 0})
+        assert f["month_to_date_cost_usd"] == mtd["cost"] and f["month_to_date_savings_usd"] == mtd["savings"]
+        assert f["month_to_date_cost_usd"] <= f["forecast_low_usd"] <= f["forecast_cost_usd"] <= f["forecast_high_usd"]
+        assert f["forecast_savings_usd"] >= f["month_to_date_savings_usd"]
+
+
+def test_a_project_with_one_day_of_history_gets_the_run_rate(built):
+    db, _, _, _ = built
+    yesterday = db.now().astimezone(dt.UTC).date() - dt.timedelta(days=1)
+    db.dbt("run", "--select", "project_cost_forecast", "--vars", f"{{forecast_as_of: '{yesterday}'}}")
+    row = db.query("select * from analytics.project_cost_forecast where project_id = %s", (NEW_PROJECT,))[0]
+    assert row["method"] == "run_rate"
+    days_left = row["days_in_month"] - row["days_elapsed"]
+    assert row["forecast_cost_usd"] == row["month_to_date_cost_usd"] + Decimal("1.0") * days_left
+    first_raw = min(utc(r["created_at"]) for r in raw_rows(db) if r["project_id"] == NEW_PROJECT)
+    assert first_raw.date() == yesterday
