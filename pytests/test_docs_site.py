@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -37,13 +38,14 @@ def docs(make_db):
         env={**os.environ, **db.env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # the CLI runs dbt as a child: stop the whole group
     )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_for(url)
         yield manifest, catalog, url
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
 
 
