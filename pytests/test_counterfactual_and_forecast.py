@@ -164,3 +164,21 @@ def test_a_project_with_one_day_of_history_gets_the_run_rate(built):
     assert row["forecast_cost_usd"] == row["month_to_date_cost_usd"] + Decimal("1.0") * days_left
     first_raw = min(utc(r["created_at"]) for r in raw_rows(db) if r["project_id"] == NEW_PROJECT)
     assert first_raw.date() == yesterday
+
+
+def test_the_dagster_check_compares_the_forecast_month_to_date_with_the_daily_mart(built, monkeypatch):
+    db, _, _, _ = built
+    for name, value in db.env.items():
+        monkeypatch.setenv(name, value)
+    from orchestration.defs.checks import forecast_month_to_date_matches_daily
+
+    db.dbt("run", "--select", "project_cost_forecast")
+    assert forecast_month_to_date_matches_daily().passed
+    with db.connect() as conn:
+        conn.execute(
+            "update analytics.project_cost_forecast set month_to_date_cost_usd = month_to_date_cost_usd + 0.01,"
+            " forecast_cost_usd = forecast_cost_usd + 0.01 where project_id = %s",
+            (NEW_PROJECT,),
+        )
+    result = forecast_month_to_date_matches_daily()
+    assert not result.passed and result.metadata["projects_differing"].value == 1

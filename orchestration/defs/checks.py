@@ -87,6 +87,42 @@ def daily_matches_raw_rows() -> AssetCheckResult:
     )
 
 
+FORECAST_MONTH_TO_DATE_SQL = """
+with month_to_date as (
+    select f.project_id, f.month_to_date_cost_usd as forecast_side,
+        (select coalesce(sum(d.total_cost_usd), 0) from {daily} as d
+         where d.project_id = f.project_id and d.date >= f.month and d.date <= f.as_of_date) as daily_side
+    from {forecast} as f
+)
+select count(*) as projects, count(*) filter (where forecast_side <> daily_side) as differing,
+    min(project_id::text) filter (where forecast_side <> daily_side) as example
+from month_to_date
+"""
+
+
+def forecast_month_to_date_differences(cur) -> tuple[int, int, str | None]:
+    """(projects, projects whose month to date differs from usage_aggregations_daily, one of them)."""
+    schema = settings.analytics_schema()
+    query = sql.SQL(FORECAST_MONTH_TO_DATE_SQL).format(
+        daily=sql.Identifier(schema, "usage_aggregations_daily"),
+        forecast=sql.Identifier(schema, "project_cost_forecast"),
+    )
+    return cur.execute(query).fetchone()
+
+
+@asset_check(asset=AssetKey(["project_cost_forecast"]), name="forecast_month_to_date_matches_daily", blocking=False)
+def forecast_month_to_date_matches_daily() -> AssetCheckResult:
+    """Fails when a project's month_to_date_cost_usd is not exactly the sum of its days in usage_aggregations_daily
+    (one index range per project: the forecast's rows are the month's active projects)."""
+    with database.cursor(database.resolve()) as cur:
+        projects, differing, example = forecast_month_to_date_differences(cur)
+    return AssetCheckResult(
+        passed=differing == 0,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"projects": projects, "projects_differing": differing, "example": example or "none"},
+    )
+
+
 usage_logs_freshness_checks = build_last_update_freshness_checks(
     assets=[AssetKey(["proxy", "usage_logs"])],
     lower_bound_delta=settings.logs_stale_after(),
