@@ -203,12 +203,19 @@ def dashboard(conn: psycopg.Connection, calls: int) -> dict[str, float]:
         "select project_id from analytics.usage_aggregations_daily group by 1 order by sum(total_requests) desc")]
     out = {}
     for label, project in (("busiest", projects[0]), ("median", projects[len(projects) // 2])):
-        conn.execute("select * from public.get_dashboard_stats(%s, 30)", (project,)).fetchall()  # warm
-        latencies = []
+        # the UTC call and the same 30 days in Asia/Kathmandu (+05:45: a local midnight splits a UTC hour),
+        # alternated so that both see the same machine
+        for zone in ("UTC", "Asia/Kathmandu"):
+            conn.execute("select * from public.get_dashboard_stats(%s, 30, %s)", (project, zone)).fetchall()  # warm
+        by_zone: dict[str, list[float]] = {"UTC": [], "Asia/Kathmandu": []}
         for _ in range(calls):
-            started = time.perf_counter()
-            conn.execute("select * from public.get_dashboard_stats(%s, 30)", (project,)).fetchall()
-            latencies.append((time.perf_counter() - started) * 1000)
+            for zone, samples in by_zone.items():
+                started = time.perf_counter()
+                conn.execute("select * from public.get_dashboard_stats(%s, 30, %s)", (project, zone)).fetchall()
+                samples.append((time.perf_counter() - started) * 1000)
+        latencies = by_zone["UTC"]
+        out[f"dashboard_{label}_kathmandu_p50_ms"] = percentile(by_zone["Asia/Kathmandu"], 0.5)
+        out[f"dashboard_{label}_kathmandu_p95_ms"] = percentile(by_zone["Asia/Kathmandu"], 0.95)
         raw = []
         for _ in range(5):
             started = time.perf_counter()
@@ -351,6 +358,14 @@ def run_size(server, rows: int, days: int, args: argparse.Namespace) -> dict:
         conn.execute("set maintenance_work_mem = '1GB'")
         conn.execute("cluster public.usage_logs using usage_logs_created_at_idx")
         conn.execute("analyze public.usage_logs")
+    # The same full build without the latency sketches (var latency_sketches: false), then dropped:
+    # what the percentiles add to the full build, measured in this run.
+    log(f"{rows:,} rows: full build without latency sketches (the percentiles' baseline)")
+    baseline = run.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test",
+                       "--vars", "{latency_sketches: false}")
+    out["full_build_without_sketches_model_s"] = baseline["model_s"]
+    with run.connect() as conn:
+        conn.execute("drop schema analytics cascade")
     log(f"{rows:,} rows: full build")
     full = run.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test")
     out.update({f"full_build_{k}": v for k, v in full.items()})
@@ -372,8 +387,82 @@ def run_size(server, rows: int, days: int, args: argparse.Namespace) -> dict:
         out.update(guide_design(run, conn, args.trigger_rows))
         log(f"{rows:,} rows: dashboard reads")
         out.update(dashboard(conn, args.calls))
+        # last, since it leaves an hour without sketches: one more hour built without them, for the
+        # percentiles' share of a scheduled build's model time
+        run.generate(max(1, rows // (days * 24)), 1 / 24, args.projects, 99, end + dt.timedelta(hours=args.repeat + 1))
+        without = run.dbt("build", "--vars", "{latency_sketches: false}")
+        out["incremental_without_sketches_model_s"] = without["model_s"]
         out["table_mib"] = conn.execute("select pg_total_relation_size('public.usage_logs') / 2.0^20").fetchone()[0]
+        out.update(sketch_storage(conn))
     return out
+
+
+def sketch_storage(conn) -> dict:
+    """What the latency sketch adds: its share of each aggregate table's bytes."""
+    out = {}
+    for name in ("int_usage_hourly_by_model", "usage_aggregations_hourly", "usage_aggregations_daily",
+                 "usage_by_model_daily"):
+        table, sketch = conn.execute(
+            sql.SQL("select pg_total_relation_size({t}::regclass), coalesce(sum(pg_column_size(latency_sketch)), 0)"
+                    " from {i}").format(t=sql.Literal(f"analytics.{name}"), i=sql.Identifier("analytics", name))
+        ).fetchone()
+        out[f"{name}_mib"] = table / 2**20
+        out[f"{name}_sketch_mib"] = float(sketch) / 2**20
+    return out
+
+
+def forecast_backtest(server, args: argparse.Namespace) -> dict:
+    """Scenario 7: project_cost_forecast against the naive run rate on generated daily histories.
+
+    Each project gets a daily cost with a known weekly cycle (weekends at 40-60%), a known trend
+    (trending: +1.5% to +4% a day; flat: none) and multiplicative noise (+-10%), written straight into
+    usage_aggregations_daily. The forecast model runs as of days 7, 14 and 21 of a month; each
+    forecast is compared with the month's actual total: MAPE for the method and for the naive run
+    rate (month to date x days in the month / days elapsed).
+    """
+    import random
+
+    env = fresh_database(server, "wl_bench_forecast")
+    run = Run(env)
+    rng = random.Random(7)
+    month = dt.date(2026, 9, 1)
+    days = [month - dt.timedelta(days=60) + dt.timedelta(days=n) for n in range(60 + 30)]
+    histories = {}
+    for kind in ("trending", "flat"):
+        for _ in range(args.backtest_projects):
+            project = str(__import__("uuid").uuid4())
+            base, growth = rng.uniform(5, 500), (rng.uniform(0.015, 0.04) if kind == "trending" else 0.0)
+            weekend = rng.uniform(0.4, 0.6)
+            cost = []
+            for n, day in enumerate(days):
+                weekly = weekend if day.weekday() >= 5 else 1.0
+                cost.append(round(base * (1 + growth) ** n * weekly * rng.uniform(0.9, 1.1), 6))
+            histories[project] = (kind, cost)
+    with run.connect() as conn:
+        conn.execute("create schema if not exists analytics")
+        conn.execute("create table analytics.usage_aggregations_daily (project_id uuid, date date,"
+                     " total_cost_usd numeric, total_savings_usd numeric)")
+        with conn.cursor() as cur:
+            rows = [(p, day, c) for p, (_, cost) in histories.items() for day, c in zip(days, cost, strict=True)]
+            cur.executemany("insert into analytics.usage_aggregations_daily values (%s, %s, %s, 0)", rows)
+    actual = {
+        p: sum(c for day, c in zip(days, cost, strict=True) if day >= month) for p, (_, cost) in histories.items()
+    }
+    errors: dict[str, list[float]] = {"trending": [], "flat": [], "trending_naive": [], "flat_naive": []}
+    for day_of_month in (7, 14, 21):
+        as_of = month + dt.timedelta(days=day_of_month - 1)
+        target = DBT_TARGET / "wl_bench_forecast"
+        run.cli("dbt", "run", "--select", "project_cost_forecast", "--vars", json.dumps({"forecast_as_of": str(as_of)}),
+                extra_env={"DBT_TARGET_PATH": str(target)})
+        with run.connect() as conn:
+            for project, mtd, forecast in conn.execute(
+                    "select project_id::text, month_to_date_cost_usd, forecast_cost_usd"
+                    " from analytics.project_cost_forecast"):
+                kind = histories[project][0]
+                naive = float(mtd) * 30 / day_of_month
+                errors[kind].append(abs(float(forecast) - actual[project]) / actual[project])
+                errors[f"{kind}_naive"].append(abs(naive - actual[project]) / actual[project])
+    return {f"forecast_mape_{k}": 100 * statistics.mean(v) for k, v in errors.items()}
 
 
 def postgres_settings(server) -> dict:
@@ -392,6 +481,16 @@ def summarise(small: dict, large: dict, server) -> dict:
         "dashboard_speedup_vs_raw_10m": large["raw_scan_busiest_median_ms"] / large["dashboard_busiest_p50_ms"],
         "dashboard_speedup_vs_raw_median_project_10m":
             large["raw_scan_median_median_ms"] / large["dashboard_median_p50_ms"],
+        "percentiles_full_build_overhead_10m":
+            large["full_build_model_s"] / large["full_build_without_sketches_model_s"],
+        "percentiles_incremental_overhead_10m":
+            large["incremental_models_s"] / large["incremental_without_sketches_model_s"],
+        "dashboard_kathmandu_vs_utc_p95_busiest_10m":
+            large["dashboard_busiest_kathmandu_p95_ms"] / large["dashboard_busiest_p95_ms"],
+        "dashboard_kathmandu_vs_utc_p95_median_10m":
+            large["dashboard_median_kathmandu_p95_ms"] / large["dashboard_median_p95_ms"],
+        "sketch_share_of_aggregate_bytes_10m": sum(large[f"{n}_sketch_mib"] for n in SKETCHED) / sum(
+            large[f"{n}_mib"] for n in SKETCHED),
         "scheduled_build_wall_s_10m": large["incremental_wall_s"],
         "scheduled_build_30d_vs_3d": large["incremental_wall_s"] / small["incremental_wall_s"],
         "scheduled_build_models_s_10m": large["incremental_models_s"],
@@ -406,7 +505,7 @@ def summarise(small: dict, large: dict, server) -> dict:
         "backfill_vs_full_build": large["backfill_model_s"] / large["full_build_model_s"],
         "speedup_vs_seed_function_loop": large["guide_single_statement_s"] / large["incremental_models_s"],
         "speedup_vs_seed_function_loop_statement_time":
-            large["guide_single_statement_s"] / large["incremental_statement_s"],
+            large["guide_single_statement_s"] / max(large["incremental_statement_s"], 1e-3),
         "speedup_vs_seed_function_same_hour_one_pass":
             large["guide_single_statement_s"] / large["ours_one_hour_statement_s"],
         "full_build_vs_contract_grain_floor_10m": large["full_build_model_s"] / large["contract_grain_floor_full_s"],
@@ -426,8 +525,19 @@ def summarise(small: dict, large: dict, server) -> dict:
     }
 
 
-# The targets of the scheduled path: what cron runs costs what the new hour costs, whatever the history.
+SKETCHED = (
+    "int_usage_hourly_by_model", "usage_aggregations_hourly", "usage_aggregations_daily", "usage_by_model_daily",
+)
+# The targets: the scheduled path costs what the new hour costs, whatever the history; the
+# percentiles, the local-time dashboard and the forecast stay within their budgets.
 TARGETS = {
+    "percentiles_full_build_overhead_10m": ("<=", 1.25),
+    "percentiles_incremental_overhead_10m": ("<=", 1.15),
+    "dashboard_kathmandu_vs_utc_p95_busiest_10m": ("<=", 2),
+    "dashboard_kathmandu_vs_utc_p95_median_10m": ("<=", 2),
+    "forecast_mape_trending": ("<=", 10),
+    "forecast_mape_trending_vs_naive": ("<=", 0.7),
+    "forecast_mape_flat_vs_naive": ("<=", 1),
     "scheduled_build_wall_s_10m": ("<=", 15),
     "scheduled_build_30d_vs_3d": ("<=", 1.3),
     "full_build_vs_contract_grain_floor_10m": ("<=", 2.5),
@@ -491,17 +601,25 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=200, help="dashboard calls per project")
     parser.add_argument("--repeat", type=int, default=3, help="incremental builds per size")
     parser.add_argument("--trigger-rows", type=int, default=100_000, help="rows inserted with and without trigger")
+    parser.add_argument("--backtest-projects", type=int, default=100, help="generated histories of each kind")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.{json,md,png} go")
     args = parser.parse_args()
     if min(args.small, args.small_days, args.large, args.days, args.projects, args.calls, args.repeat,
-           args.trigger_rows) < 1:
+           args.trigger_rows, args.backtest_projects) < 1:
         parser.error("every size must be at least 1")
 
     started = time.perf_counter()
     server = database.start_embedded()
     small = run_size(server, args.small, args.small_days, args)
     large = run_size(server, args.large, args.days, args)
+    log("forecast backtest")
+    backtest = forecast_backtest(server, args)
     summary = summarise(small, large, server)
+    summary.update(backtest)
+    for kind in ("trending", "flat"):
+        summary[f"forecast_mape_{kind}_vs_naive"] = (
+            backtest[f"forecast_mape_{kind}"] / backtest[f"forecast_mape_{kind}_naive"]
+        )
     summary["bench_wall_s"] = time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")

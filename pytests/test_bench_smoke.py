@@ -29,6 +29,14 @@ REQUIRED = (
     "full_build_vs_contract_grain_floor_10m",
     "full_build_int_model_vs_contract_grain_floor_10m",
     "incremental_vs_contract_grain_floor_10m",
+    # percentiles, local time, forecast
+    "percentiles_full_build_overhead_10m",
+    "percentiles_incremental_overhead_10m",
+    "sketch_share_of_aggregate_bytes_10m",
+    "dashboard_kathmandu_vs_utc_p95_busiest_10m",
+    "forecast_mape_trending",
+    "forecast_mape_trending_naive",
+    "forecast_mape_flat_vs_naive",
 )
 
 
@@ -50,6 +58,8 @@ def test_the_benchmark_runs_end_to_end_and_writes_every_figure(server, tmp_path)
         "1",
         "--trigger-rows",
         "300",
+        "--backtest-projects",
+        "3",
         "--out",
         str(tmp_path),
     ]

@@ -89,7 +89,7 @@ def db(make_db):
 def reset(db) -> None:
     with db.connect() as conn:
         conn.execute("drop schema if exists analytics cascade")
-        conn.execute("drop function if exists public.get_dashboard_stats(uuid, integer)")
+        conn.execute("drop function if exists public.get_dashboard_stats(uuid, integer, text)")
         conn.execute("truncate public.usage_logs")
 
 

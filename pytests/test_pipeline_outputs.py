@@ -254,7 +254,7 @@ def test_money_columns_are_numeric_everywhere(built):
     assert rows
     assert {r["data_type"] for r in rows} == {"numeric"}, rows
     result_types = db.query("""
-        select pg_get_function_result('public.get_dashboard_stats(uuid, integer)'::regprocedure) as r
+        select pg_get_function_result('public.get_dashboard_stats(uuid, integer, text)'::regprocedure) as r
     """)[0]["r"]
     assert "double" not in result_types and "real" not in result_types
 

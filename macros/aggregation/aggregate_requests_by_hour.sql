@@ -52,7 +52,8 @@ classified as (
         tokens_input,
         tokens_output,
         latency_ms,
-        {{ latency_sketch_key('latency_ms') }} as latency_key,
+        {#- var latency_sketches: false builds no sketch (the benchmark's baseline for what they cost) #}
+        {{ latency_sketch_key('latency_ms') if var('latency_sketches', true) else 'cast(null as integer)' }} as latency_key,
         recorded_cost_usd,
         recorded_potential_cost_usd,
         -- the pricing case as booleans (exactly one is true): every sum below tests one per row
