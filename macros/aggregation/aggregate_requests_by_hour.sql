@@ -72,13 +72,16 @@ pricing_cases as (
 
 ),
 
-{{ 'sums_by_logged_label' if group_by_logged_labels else 'hourly_sums' }} as (
+key_sums as (
 
+    -- sums per group and latency sketch key (macros/aggregation/latency_sketch.sql): the next step
+    -- adds them up per group and keeps each key's count as the sketch, in one pass without a join
     select
         project_id,
         hour_start,
         {{ extra_select }}provider,
         model,
+        latency_key,
         count(*) as total_requests,
         {{ count_if('is_cached') }} as cached_requests,
         sum(tokens_input) as tokens_input,
@@ -102,39 +105,40 @@ pricing_cases as (
         {{ sum_if('tokens_input', 'is_cached_list_priced') }} as cached_list_tokens_input,
         {{ sum_if('tokens_output', 'is_cached_list_priced') }} as cached_list_tokens_output
     from pricing_cases
-    group by project_id, hour_start, {{ extra_select }}provider, model
-
-),
-
-{{ 'key_counts_by_logged_label' if group_by_logged_labels else 'latency_key_counts' }} as (
-
-    -- the latency sketch of each group: requests per sketch key (macros/aggregation/latency_sketch.sql)
-    select project_id, hour_start, {{ extra_select }}provider, model, latency_key, count(*) as key_requests
-    from pricing_cases
-    where latency_key is not null
     group by project_id, hour_start, {{ extra_select }}provider, model, latency_key
 
 ),
-{%- if group_by_logged_labels %}
 {%- set counts = ['total_requests', 'cached_requests', 'latency_count', 'list_requests', 'cached_list_requests'] %}
 {%- set sums = [
     'tokens_input', 'tokens_output', 'cached_tokens_input', 'cached_tokens_output', 'latency_sum_ms',
-    'recorded_cost_usd', 'recorded_potential_cost_usd',
-    'list_tokens_input', 'list_tokens_output', 'cached_list_cost_usd', 'cached_list_tokens_input',
-    'cached_list_tokens_output',
+    'recorded_cost_usd', 'recorded_potential_cost_usd', 'list_tokens_input', 'list_tokens_output',
+    'cached_list_cost_usd', 'cached_list_tokens_input', 'cached_list_tokens_output',
 ] %}
+{%- if group_by_logged_labels %}
 
-relabelled_sums as (
+relabelled_key_sums as (
 
+    -- the names as the aggregates key them, once per group of logged names; groups whose names
+    -- normalise alike are added up here, so each sketch key stays unique in its group
     select
         project_id,
         hour_start,
         {{ extra_select }}{{ normalised_label('provider') }} as provider,
         {{ normalised_label('model') }} as model,
-        {{ (counts + sums) | join(',\n        ') }}
-    from sums_by_logged_label
+        latency_key,
+        {%- for column in counts %}
+        cast(sum({{ column }}) as bigint) as {{ column }},
+        {%- endfor %}
+        {%- for column in sums %}
+        sum({{ column }}) as {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from key_sums
+    group by
+        project_id, hour_start, {{ extra_select }}{{ normalised_label('provider') }}, {{ normalised_label('model') }},
+        latency_key
 
 ),
+{%- endif %}
 
 hourly_sums as (
 
@@ -147,39 +151,10 @@ hourly_sums as (
         cast(sum({{ column }}) as bigint) as {{ column }},
         {%- endfor %}
         {%- for column in sums %}
-        sum({{ column }}) as {{ column }}{{ ',' if not loop.last }}
+        sum({{ column }}) as {{ column }},
         {%- endfor %}
-    from relabelled_sums
-    group by project_id, hour_start, {{ extra_select }}provider, model
-
-),
-
-latency_key_counts as (
-
-    select
-        project_id,
-        hour_start,
-        {{ extra_select }}{{ normalised_label('provider') }} as provider,
-        {{ normalised_label('model') }} as model,
-        latency_key,
-        sum(key_requests) as key_requests
-    from key_counts_by_logged_label
-    group by
-        project_id, hour_start, {{ extra_select }}{{ normalised_label('provider') }}, {{ normalised_label('model') }},
-        latency_key
-
-),
-{%- endif %}
-
-latency_sketches as (
-
-    select
-        project_id,
-        hour_start,
-        {{ extra_select }}provider,
-        model,
-        {{ counts_to_map('latency_key', 'key_requests') }} as latency_sketch
-    from latency_key_counts
+        {{ sketch_from_counts('latency_key', 'latency_count') }} as latency_sketch
+    from {{ 'relabelled_key_sums' if group_by_logged_labels else 'key_sums' }}
     group by project_id, hour_start, {{ extra_select }}provider, model
 
 ),
@@ -216,24 +191,6 @@ list_priced as (
 
 ),
 
-sketched as (
-
-    select
-        list_priced.*,
-        latency_sketches.latency_sketch
-    from list_priced
-    left join latency_sketches
-        on
-            list_priced.project_id = latency_sketches.project_id
-            and list_priced.hour_start = latency_sketches.hour_start
-            and list_priced.provider = latency_sketches.provider
-            and list_priced.model = latency_sketches.model
-            {%- for alias in extra %}
-            and list_priced.{{ alias }} = latency_sketches.{{ alias }}
-            {%- endfor %}
-
-),
-
 final as (
 
     select
@@ -259,7 +216,7 @@ final as (
         cast(coalesce(cached_tokens_input, 0) as {{ count_sum_type() }}) as cached_tokens_input,
         cast(coalesce(cached_tokens_output, 0) as {{ count_sum_type() }}) as cached_tokens_output,
         latency_sketch
-    from sketched
+    from list_priced
 
 )
 

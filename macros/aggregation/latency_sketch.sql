@@ -106,3 +106,16 @@
     from {{ rows }} as sketched
     lateral view explode(sketched.latency_sketch) entry as entry_key, entry_count
 {%- endmacro %}
+
+{# Aggregate: the sketch of a group from its (key, count) rows; keys must be unique in the group. NULL when no key is known. #}
+{% macro sketch_from_counts(key, count) -%}
+    {{ return(adapter.dispatch('sketch_from_counts', 'watchllm_analytics')(key, count)) }}
+{%- endmacro %}
+{% macro default__sketch_from_counts(key, count) -%}
+    jsonb_object_agg({{ key }}, {{ count }}) filter (where {{ key }} is not null)
+{%- endmacro %}
+{% macro spark__sketch_from_counts(key, count) -%}
+    case when count({{ key }}) > 0 then map_from_entries(collect_list(
+        case when {{ key }} is not null then struct({{ key }}, {{ count }}) end
+    )) end
+{%- endmacro %}

@@ -2,10 +2,11 @@
     Which buckets a mart must rebuild: those its producer replaced since the mart last ran. For
     the daily models (producer int_usage_hourly_by_model) this replaces a fixed lookback that had
     to reach back a whole extra day to be safe (a daily model does not know which hours of its
-    newest day changed). For every mart (usage_aggregations_daily, usage_by_model_daily and
-    usage_aggregations_hourly read int_usage_hourly_by_model; project_savings_monthly reads
-    usage_aggregations_daily) it also carries a producer run on its own (a Dagster partition, a
-    `--select`ed range rebuild) to the next scheduled run of the mart.
+    newest day changed). For every mart (usage_by_model_daily and usage_aggregations_hourly read
+    int_usage_hourly_by_model; usage_aggregations_daily reads usage_by_model_daily;
+    project_savings_monthly and model_cost_counterfactual_monthly read usage_aggregations_daily) it
+    also carries a producer run on its own (a Dagster partition, a `--select`ed range rebuild) to
+    the next scheduled run of the mart.
 
     One row per consumer in `watchllm_pending_rebuilds`: `pending_from` is the earliest bucket the
     producer has replaced since the consumer's last scheduled run; `9999-12-31` means nothing is
