@@ -2,9 +2,10 @@
     Roll rows of int_usage_hourly_by_model (already filtered) up to `bucket_column`: the contract's
     usage columns for usage_aggregations_hourly and _daily, from additive sums and counts only.
 #}
-{% macro rollup_usage(hourly_rows, bucket_expression, bucket_column) -%}
+{% macro rollup_usage(hourly_rows, bucket_expression, bucket_column, inline_input=true) -%}
 
-usage_rows as {{ not_materialized() }} (
+{#- a table's rows are cheaper read four times than written out once; a query's (the dashboard's) are not -#}
+usage_rows as {{ not_materialized() if inline_input else '' }} (
 
     select
         project_id,

@@ -186,7 +186,7 @@ begin
 
         ),
 
-        {{ rollup_usage('open_usage', 'usage_day', 'date') | indent(8) }},
+        {{ rollup_usage('open_usage', 'usage_day', 'date', inline_input=false) | indent(8) }},
 
         open_days as (
 
@@ -259,7 +259,9 @@ begin
 
         union all
 
-        -- split hours and the open tail, from the requests, each by its own local date
+        -- split hours and the open tail, from the requests, each by its own local date (one index
+        -- range per split hour: `offset 0` keeps the planner from merging them into one scan of
+        -- all the project's rows)
         select
             project_id,
             local_date,
@@ -268,11 +270,13 @@ begin
             {{ hourly_sum_columns() | join(',\n            ') }}
         from (
             {{ aggregate_requests_by_hour(
-                "(select split_requests.* from " ~ ref('int_usage_logs_validated') ~ " as split_requests"
-                ~ " inner join unnest(v_split_hours) as split(hour_start)"
-                ~ " on split_requests.created_at >= split.hour_start"
-                ~ " and split_requests.created_at < split.hour_start + " ~ hours(1)
-                ~ " where split_requests.project_id = p_project_id and split.hour_start < v_open_from"
+                "(select split_requests.* from unnest(v_split_hours) as split(hour_start)"
+                ~ " cross join lateral (select * from " ~ ref('int_usage_logs_validated') ~ " as hour_requests"
+                ~ " where hour_requests.project_id = p_project_id"
+                ~ " and hour_requests.created_at >= split.hour_start"
+                ~ " and hour_requests.created_at < split.hour_start + " ~ hours(1)
+                ~ " offset 0) as split_requests"
+                ~ " where split.hour_start < v_open_from"
                 ~ " union all select tail_requests.* from " ~ ref('int_usage_logs_validated') ~ " as tail_requests"
                 ~ " where tail_requests.project_id = p_project_id and tail_requests.created_at >= v_open_from"
                 ~ " and tail_requests.created_at < v_to) as local_requests",
@@ -285,7 +289,7 @@ begin
 
     ),
 
-    {{ rollup_usage('local_usage', 'usage_day', 'date') }},
+    {{ rollup_usage('local_usage', 'usage_day', 'date', inline_input=false) }},
 
     local_days as (
 
