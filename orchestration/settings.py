@@ -113,3 +113,91 @@ def retention_defaults() -> dict[str, str]:
         "hourly_days": _env("WATCHLLM_RETAIN_HOURLY_DAYS", "90"),
         "daily_days": _env("WATCHLLM_RETAIN_DAILY_DAYS", "365"),
     }
+
+
+# --- alerts (docs/alerts-and-reports.md) -------------------------------------------------------
+
+ALERT_RULES = ("cache_hit_rate_drop", "daily_cost_spike", "unpriced_model", "latency_p95_regression", "monthly_budget")
+
+
+def _env_decimal(name: str, default: str) -> Decimal:
+    text = _env(name, default)
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        raise UserError(f"{name} must be a number, got {text!r}") from None
+    if not value.is_finite() or value < 0:
+        raise UserError(f"{name} must be a number of at least 0, got {text!r}")
+    return value
+
+
+def cost_spike_ratio() -> Decimal:
+    """A day's cost at least this many times its trailing 7-day daily average is a spike..."""
+    return _env_decimal("WATCHLLM_COST_SPIKE_RATIO", "3")
+
+
+def cost_spike_min_usd() -> Decimal:
+    """...and at least this many dollars above it, so tiny projects do not page anyone."""
+    return _env_decimal("WATCHLLM_COST_SPIKE_MIN_USD", "10")
+
+
+def latency_p95_ratio() -> Decimal:
+    """A day's latency p95 at least this many times the p95 of the 7 days before is a regression..."""
+    return _env_decimal("WATCHLLM_LATENCY_P95_RATIO", "1.5")
+
+
+def latency_p95_min_increase_ms() -> Decimal:
+    """...and at least this many milliseconds above it."""
+    return _env_decimal("WATCHLLM_LATENCY_P95_MIN_INCREASE_MS", "100")
+
+
+def budget_alert_percents() -> tuple[int, ...]:
+    """Percentages of a project's monthly_budget_usd at which the budget alert fires."""
+    text = _env("WATCHLLM_BUDGET_ALERT_PERCENTS", "80,100")
+    try:
+        percents = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise UserError(f"WATCHLLM_BUDGET_ALERT_PERCENTS must be whole percentages like 80,100, got {text!r}") from None
+    if not percents or percents[0] <= 0:
+        raise UserError(f"WATCHLLM_BUDGET_ALERT_PERCENTS must be positive percentages like 80,100, got {text!r}")
+    return percents
+
+
+def alert_cooldown() -> dt.timedelta:
+    """How long after an alert resolves before the same alert may fire again."""
+    return dt.timedelta(hours=float(_env_decimal("WATCHLLM_ALERT_COOLDOWN_HOURS", "24")))
+
+
+def alert_retry_base() -> dt.timedelta:
+    """Backoff of failed deliveries: the n-th failure waits base * 2^(n-1) (at most 6 hours) before the next try."""
+    return dt.timedelta(minutes=float(_env_decimal("WATCHLLM_ALERT_RETRY_BASE_MINUTES", "5")))
+
+
+def delivery_timeout_seconds() -> float:
+    """Timeout of one webhook POST or SMTP session."""
+    return float(_env_decimal("WATCHLLM_ALERT_TIMEOUT_SECONDS", "10")) or 10.0
+
+
+def alert_webhook_url() -> str | None:
+    """Incoming-webhook URL (Slack, Discord, any JSON endpoint) every alert is POSTed to."""
+    return os.environ.get("WATCHLLM_ALERT_WEBHOOK_URL") or None
+
+
+def smtp_url() -> str | None:
+    """smtp://[user:password@]host[:port][?starttls=true] or smtps://... for alerts and reports."""
+    return os.environ.get("WATCHLLM_SMTP_URL") or None
+
+
+def alert_email_to() -> tuple[str, ...]:
+    """Operators who get every alert by email (comma-separated); a project's own alert_email_to adds to it."""
+    return tuple(part.strip() for part in _env("WATCHLLM_ALERT_EMAIL_TO", "").split(",") if part.strip())
+
+
+def email_from() -> str:
+    """Sender address of alert and report emails."""
+    return _env("WATCHLLM_ALERT_EMAIL_FROM", "watchllm-analytics@localhost")
+
+
+def reports_dir() -> Path:
+    """Where reports are written when no --out is given (`make demo`, the Dagster asset)."""
+    return Path(_env("WATCHLLM_REPORTS_DIR", str(EMBEDDED_DATA_DIR / "reports")))

@@ -1,7 +1,9 @@
 {#
-    on-run-start: analytics.project_settings, a project's reporting time zone and monthly budget
-    (docs/contract.md, section 9), created when missing and never overwritten, so that the proxy or
-    an operator can fill it. A project without a row reports in UTC and has no budget.
+    on-run-start: analytics.project_settings, a project's reporting time zone, monthly budget, report
+    and alert recipients and alert threshold overrides (docs/contract.md, sections 9 and 12), created
+    when missing and never overwritten, so that the proxy or an operator can fill it. Columns added
+    later are added to an existing table. A project without a row reports in UTC, has no budget and
+    uses the WATCHLLM_* alert thresholds; a NULL override means the same.
 #}
 {% macro create_project_settings() -%}{{ return(adapter.dispatch('create_project_settings', 'watchllm_analytics')()) }}{%- endmacro %}
 {% macro default__create_project_settings() -%}
@@ -14,6 +16,13 @@
             monthly_budget_usd numeric check (monthly_budget_usd > 0),
             updated_at timestamptz not null default now()
         );
+        alter table {{ adapter.quote(schema) }}.project_settings
+            add column if not exists report_email_to text,
+            add column if not exists alert_email_to text,
+            add column if not exists hit_rate_drop_points numeric check (hit_rate_drop_points >= 0),
+            add column if not exists cost_spike_ratio numeric check (cost_spike_ratio >= 0),
+            add column if not exists cost_spike_min_usd numeric check (cost_spike_min_usd >= 0),
+            add column if not exists latency_p95_ratio numeric check (latency_p95_ratio >= 0);
         alter table {{ adapter.quote(schema) }}.project_settings enable row level security
     {%- else -%}
         select 1

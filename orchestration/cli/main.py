@@ -100,6 +100,66 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from orchestration.core import alerts
+
+    with database.connect(database.resolve(), autocommit=True) as conn:
+        if args.alerts_command == "list":
+            with conn.cursor() as cur:
+                events = alerts.recent_events(cur, limit=args.limit, open_only=args.open)
+            if not events:
+                print("no alerts recorded")
+            for e in events:
+                state = "resolved" if e["resolved_at"] else "open"
+                sent = "delivered" if e["delivered_at"] else f"undelivered ({e['delivery_attempts']} attempts)"
+                print(
+                    f"#{e['id']} {e['fired_at']:%Y-%m-%d %H:%M} {e['rule']} {e['project_id']} {e['subject']} "
+                    f"observed {e['observed']} threshold {e['threshold']}: {state}, {sent}"
+                )
+            return 0
+        as_of = _parse_utc(args.as_of, "--as-of") if args.as_of else None
+        result = alerts.check(conn, as_of=as_of, dry_run=args.dry_run)
+    print(alerts.to_json(result) if args.json else "\n".join(alerts.summary_lines(result, args.dry_run)))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from orchestration.core import reports
+
+    project = stats.parse_project_id(args.project_id)
+    if args.week and args.days:
+        raise UserError("pass either --week or --days, not both")
+    with database.cursor(database.resolve()) as cur:
+        time_zone = args.time_zone or reports.reporting_time_zone(cur, project)
+        today = reports.local_today(time_zone)
+        if args.week:
+            period = reports.parse_week(args.week)
+        elif args.days:
+            period = reports.last_days(today, args.days)
+        else:
+            period = reports.last_complete_week(dt.datetime.now(dt.UTC).date())
+        data = reports.gather(cur, project, period, time_zone)
+    out_dir = Path(args.out) if args.out else reports.default_out_dir(project, period)
+    path = reports.write(data, out_dir)
+    print(f"report {period.label} for {project}: {path}")
+    print(
+        f"  {data.totals.requests:,} requests, cost {reports.money(data.totals.cost)}, "
+        f"saved {reports.money(data.totals.savings)}, {len(data.alerts)} alerts"
+    )
+    if args.email:
+        from orchestration.core import delivery
+
+        smtp = settings.smtp_url()
+        if not smtp:
+            raise UserError("--email needs WATCHLLM_SMTP_URL (smtp://host:port) to know where to send")
+        try:
+            delivery.send_email(smtp, reports.email(data, [args.email]))
+        except delivery.DeliveryError as exc:
+            raise UserError(f"the report was written but not sent: {exc}") from None
+        print(f"  sent to {args.email}")
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from orchestration.cli.summary import print_summary
 
@@ -236,6 +296,27 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("project_id")
     cp.add_argument("--month", help="UTC month YYYY-MM (default: the project's latest)")
     cp.set_defaults(func=cmd_compare)
+
+    al = sub.add_parser("alerts", help="evaluate the alert rules over the aggregates and deliver what fires")
+    al_sub = al.add_subparsers(dest="alerts_command", required=True)
+    alc = al_sub.add_parser("check", help="fire, resolve and deliver (run it after every `dbt build`)")
+    alc.add_argument("--dry-run", action="store_true", help="print what would fire or resolve; record and send nothing")
+    alc.add_argument("--as-of", help="judge as if it were this UTC time (default: now), e.g. to replay a day")
+    alc.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    alc.set_defaults(func=cmd_alerts)
+    all_ = al_sub.add_parser("list", help="the latest recorded alerts and their delivery")
+    all_.add_argument("--open", action="store_true", help="only alerts not yet resolved")
+    all_.add_argument("--limit", type=int, default=50)
+    all_.set_defaults(func=cmd_alerts)
+
+    rp = sub.add_parser("report", help="write a project's savings report (HTML with charts); --email sends it")
+    rp.add_argument("project_id")
+    rp.add_argument("--week", help="ISO week YYYY-Www (default: the last complete week)")
+    rp.add_argument("--days", type=int, help="instead of a week: the last N days up to today (a dashboard snapshot)")
+    rp.add_argument("--out", help="directory for report.html and the PNGs (default .data/reports/PROJECT/PERIOD)")
+    rp.add_argument("--email", help="also send it to this address over WATCHLLM_SMTP_URL")
+    rp.add_argument("--time-zone", help="days of this IANA zone (default: the project's reporting zone, else UTC)")
+    rp.set_defaults(func=cmd_report)
 
     sm = sub.add_parser("summary", help="print an overview of the aggregates (what `make demo` shows)")
     sm.add_argument("--days", type=int, default=30)

@@ -6,47 +6,23 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check,
 from psycopg import sql
 
 from orchestration import settings
-from orchestration.core import database, reconcile
-
-HIT_RATE_DROP_SQL = """
-with bounds as (
-    select max(date) as last_day from {daily} where date < (now() at time zone 'UTC')::date
-),
-per_project as (
-    select
-        project_id,
-        sum(total_requests) filter (where date = bounds.last_day) as day_requests,
-        sum(cached_requests) filter (where date = bounds.last_day) as day_cached,
-        sum(total_requests) filter (where date < bounds.last_day) as week_requests,
-        sum(cached_requests) filter (where date < bounds.last_day) as week_cached
-    from {daily}, bounds
-    where date between bounds.last_day - 7 and bounds.last_day
-    group by project_id
-)
-select
-    project_id,
-    round(100.0 * day_cached / day_requests, 2) as day_rate,
-    round(100.0 * week_cached / week_requests, 2) as week_rate
-from per_project
-where day_requests >= %(min_requests)s and week_requests >= %(min_requests)s
-  and 100.0 * week_cached / week_requests - 100.0 * day_cached / day_requests > %(points)s
-order by 100.0 * week_cached / week_requests - 100.0 * day_cached / day_requests desc
-"""
+from orchestration.core import alerts, database, reconcile
 
 
-def hit_rate_drops(cur, points: Decimal | None = None, min_requests: int | None = None) -> list:
-    """Projects whose hit rate on the last complete UTC day is more than `points` below their trailing 7 days."""
-    daily = sql.Identifier(settings.analytics_schema(), "usage_aggregations_daily")
-    query = sql.SQL(HIT_RATE_DROP_SQL).format(daily=daily)
-    points = settings.hit_rate_drop_points() if points is None else points
-    min_requests = settings.hit_rate_min_requests() if min_requests is None else min_requests
-    return cur.execute(query, {"points": points, "min_requests": min_requests}).fetchall()
+def hit_rate_drops(cur) -> list[tuple]:
+    """(project, day rate %, trailing 7-day rate %) of the projects the cache_hit_rate_drop alert rule
+    flags for the last complete UTC day: the rule of `alerts check`, evaluated the same way."""
+    evaluation = alerts.evaluate(cur)
+    drops = [c for c in evaluation.conditions if c.rule == "cache_hit_rate_drop"]
+    drops.sort(key=lambda c: c.observed - Decimal(c.details["baseline_hit_rate_pct"]))
+    return [(c.project_id, c.observed, Decimal(c.details["baseline_hit_rate_pct"])) for c in drops]
 
 
 @asset_check(asset=AssetKey(["usage_aggregations_daily"]), name="cache_hit_rate_drop", blocking=False)
 def cache_hit_rate_drop() -> AssetCheckResult:
     """Warns when a project's cache hit rate over the last complete day falls more than
-    WATCHLLM_HIT_RATE_DROP_POINTS (default 10) points below its trailing 7-day rate."""
+    WATCHLLM_HIT_RATE_DROP_POINTS (default 10) points below its trailing 7-day rate (the alert rule
+    of the same name; the usage_alerts sensor delivers it)."""
     with database.cursor(database.resolve()) as cur:
         drops = hit_rate_drops(cur)
     return AssetCheckResult(

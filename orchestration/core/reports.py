@@ -1,0 +1,533 @@
+"""The savings report: a week (or the last N days) of one project, as HTML with charts, PNGs and email.
+
+Every figure comes from the marts: the days (in the project's reporting time zone) from the
+three-argument get_dashboard_stats, the models from usage_by_model_daily, the forecast from
+project_cost_forecast, the alerts from alert_events. Totals are sums of the days, and rates are
+ratios of those sums (never averages of daily rates). docs/alerts-and-reports.md shows an example.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import re
+import uuid
+import zoneinfo
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+
+from psycopg import sql
+
+from orchestration import settings
+from orchestration.cli import stats
+from orchestration.core.delivery import escape
+from orchestration.core.errors import UserError
+
+CHART_SIZE_PX = (800, 320)
+CHART_DPI = 100
+TOP_MODELS = 8
+WEEK_PATTERN = re.compile(r"^(\d{4})-W(\d{2})$")
+COLORS = {"cost": "#d1495b", "potential": "#9aa5b1", "savings": "#2e8b57", "line": "#00798c", "p95": "#edae49"}
+
+
+@dataclass(frozen=True)
+class Period:
+    """Local calendar days [first_day, last_day] of the report, and the same length just before."""
+
+    label: str
+    first_day: dt.date
+    last_day: dt.date
+
+    @property
+    def days(self) -> int:
+        return (self.last_day - self.first_day).days + 1
+
+    @property
+    def previous(self) -> Period:
+        last = self.first_day - dt.timedelta(days=1)
+        return Period(label="the period before", first_day=last - dt.timedelta(days=self.days - 1), last_day=last)
+
+    def contains(self, day: dt.date) -> bool:
+        return self.first_day <= day <= self.last_day
+
+
+def parse_week(text: str) -> Period:
+    match = WEEK_PATTERN.match(text or "")
+    if not match:
+        raise UserError(f"--week must be an ISO week like 2026-W47, got {text!r}")
+    try:
+        monday = dt.date.fromisocalendar(int(match[1]), int(match[2]), 1)
+    except ValueError:
+        raise UserError(f"--week {text} does not exist (ISO years have 52 or 53 weeks)") from None
+    return week_period(monday)
+
+
+def week_period(monday: dt.date) -> Period:
+    year, week, _ = monday.isocalendar()
+    return Period(label=f"{year}-W{week:02d}", first_day=monday, last_day=monday + dt.timedelta(days=6))
+
+
+def last_complete_week(today: dt.date) -> Period:
+    """The last ISO week that has ended before `today`."""
+    this_monday = today - dt.timedelta(days=today.weekday())
+    return week_period(this_monday - dt.timedelta(days=7))
+
+
+def last_days(today: dt.date, days: int) -> Period:
+    if not 1 <= days <= 183:
+        raise UserError(f"--days must be between 1 and 183 (the report also shows the days before), got {days}")
+    return Period(label=f"last {days} days", first_day=today - dt.timedelta(days=days - 1), last_day=today)
+
+
+@dataclass
+class Totals:
+    requests: int = 0
+    cached: int = 0
+    cost: Decimal = Decimal(0)
+    potential: Decimal = Decimal(0)
+    savings: Decimal = Decimal(0)
+
+    @property
+    def hit_rate(self) -> Decimal | None:
+        return Decimal(100) * self.cached / self.requests if self.requests else None
+
+    @classmethod
+    def of(cls, days: list[dict]) -> Totals:
+        return cls(
+            requests=sum(d["total_requests"] for d in days),
+            cached=sum(d["cached_requests"] for d in days),
+            cost=sum((d["total_cost_usd"] or Decimal(0) for d in days), Decimal(0)),
+            potential=sum((d["total_potential_cost_usd"] or Decimal(0) for d in days), Decimal(0)),
+            savings=sum((d["total_savings_usd"] or Decimal(0) for d in days), Decimal(0)),
+        )
+
+
+@dataclass
+class ReportData:
+    project_id: uuid.UUID
+    period: Period
+    time_zone: str
+    days: list[dict]  # get_dashboard_stats rows of the period, oldest first
+    totals: Totals
+    previous: Totals
+    models: list[dict]  # usage_by_model_daily summed over the period's dates
+    providers: Counter
+    alerts: list[dict]
+    forecast: dict | None
+    generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+def reporting_time_zone(cur, project_id: uuid.UUID) -> str:
+    """The project's time_zone from analytics.project_settings, UTC without a row."""
+    table = sql.Identifier(settings.analytics_schema(), "project_settings")
+    if cur.execute("select to_regclass(%s)", (f'"{settings.analytics_schema()}".project_settings',)).fetchone()[0]:
+        row = cur.execute(sql.SQL("select time_zone from {} where project_id = %s").format(table), (project_id,))
+        found = row.fetchone()
+        if found and found[0]:
+            return found[0]
+    return "UTC"
+
+
+def local_today(time_zone: str) -> dt.date:
+    try:
+        return dt.datetime.now(zoneinfo.ZoneInfo(time_zone)).date()
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise UserError(f"time zone {time_zone!r} is not an IANA name such as 'Europe/Berlin'") from None
+
+
+def gather(cur, project_id: uuid.UUID, period: Period, time_zone: str) -> ReportData:
+    today = local_today(time_zone)
+    if period.first_day > today:
+        raise UserError(f"{period.label} has not started yet in {time_zone}: pick an earlier --week")
+    span = (today - period.previous.first_day).days + 1
+    if span > 366:
+        raise UserError(f"{period.label} is too far back: get_dashboard_stats serves the last 366 days")
+    rows = stats.dashboard_stats(cur, project_id, span, time_zone)
+    current = [r for r in rows if period.contains(r["date"])]
+    before = [r for r in rows if period.previous.contains(r["date"])]
+    providers: Counter = Counter()
+    for row in current:
+        providers.update(row["requests_by_provider"] or {})
+    return ReportData(
+        project_id=project_id,
+        period=period,
+        time_zone=time_zone,
+        days=current,
+        totals=Totals.of(current),
+        previous=Totals.of(before),
+        models=_models(cur, project_id, period),
+        providers=providers,
+        alerts=_alerts(cur, project_id, period, time_zone),
+        forecast=_forecast(cur, project_id),
+    )
+
+
+def _models(cur, project_id: uuid.UUID, period: Period) -> list[dict]:
+    query = sql.SQL(
+        "select provider, model, sum(total_requests) as requests, sum(cached_requests) as cached,"
+        " coalesce(sum(total_cost_usd), 0) as cost, coalesce(sum(total_savings_usd), 0) as savings"
+        " from {} where project_id = %s and date between %s and %s group by provider, model"
+        " order by cost desc, provider, model"
+    ).format(sql.Identifier(settings.analytics_schema(), "usage_by_model_daily"))
+    rows = cur.execute(query, (project_id, period.first_day, period.last_day)).fetchall()
+    return [dict(zip(("provider", "model", "requests", "cached", "cost", "savings"), r, strict=True)) for r in rows]
+
+
+def _alerts(cur, project_id: uuid.UUID, period: Period, time_zone: str) -> list[dict]:
+    if cur.execute("select to_regclass(%s)", (f'"{settings.analytics_schema()}".alert_events',)).fetchone()[0] is None:
+        return []
+    zone = zoneinfo.ZoneInfo(time_zone)
+    start = dt.datetime.combine(period.first_day, dt.time(), zone)
+    end = dt.datetime.combine(period.last_day + dt.timedelta(days=1), dt.time(), zone)
+    query = sql.SQL(
+        "select id, rule, subject, message, fired_at, resolved_at from {} where project_id = %s"
+        " and fired_at >= %s and fired_at < %s order by fired_at"
+    ).format(sql.Identifier(settings.analytics_schema(), "alert_events"))
+    rows = cur.execute(query, (project_id, start, end)).fetchall()
+    return [dict(zip(("id", "rule", "subject", "message", "fired_at", "resolved_at"), r, strict=True)) for r in rows]
+
+
+def _forecast(cur, project_id: uuid.UUID) -> dict | None:
+    table = f'"{settings.analytics_schema()}".project_cost_forecast'
+    if cur.execute("select to_regclass(%s)", (table,)).fetchone()[0] is None:
+        return None
+    row = cur.execute(
+        sql.SQL(
+            "select month, as_of_date, month_to_date_cost_usd, forecast_cost_usd, forecast_low_usd, forecast_high_usd"
+            " from {} where project_id = %s"
+        ).format(sql.Identifier(settings.analytics_schema(), "project_cost_forecast")),
+        (project_id,),
+    ).fetchone()
+    names = ("month", "as_of_date", "month_to_date", "forecast", "low", "high")
+    return dict(zip(names, row, strict=True)) if row else None
+
+
+# -- charts ---------------------------------------------------------------------------------------
+
+
+def render_charts(data: ReportData) -> dict[str, bytes]:
+    """The five charts as PNG bytes, each CHART_SIZE_PX pixels, keyed by file stem."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    labels = [f"{d['date']:%a %d}" if data.period.days <= 14 else f"{d['date']:%m-%d}" for d in data.days]
+    positions = list(range(len(data.days)))
+    charts: dict[str, bytes] = {}
+
+    def finish(name: str, figure) -> None:
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=CHART_DPI)
+        plt.close(figure)
+        charts[name] = buffer.getvalue()
+
+    def figure(title: str):
+        fig, axes = plt.subplots(figsize=(CHART_SIZE_PX[0] / CHART_DPI, CHART_SIZE_PX[1] / CHART_DPI), layout="tight")
+        axes.set_title(title, fontsize=11, loc="left")
+        axes.spines[["top", "right"]].set_visible(False)
+        return fig, axes
+
+    fig, axes = figure("Cost and what it would have cost without the cache (USD per day)")
+    width = 0.4
+    axes.bar(
+        [p - width / 2 for p in positions],
+        [float(d["total_cost_usd"] or 0) for d in data.days],
+        width,
+        label="cost",
+        color=COLORS["cost"],
+    )
+    axes.bar(
+        [p + width / 2 for p in positions],
+        [float(d["total_potential_cost_usd"] or 0) for d in data.days],
+        width,
+        label="potential",
+        color=COLORS["potential"],
+    )
+    axes.set_xticks(positions, labels, fontsize=8, rotation=0 if len(labels) <= 14 else 60)
+    axes.legend(frameon=False, fontsize=9)
+    finish("cost_vs_potential", fig)
+
+    fig, axes = figure("Cache hit rate per day (%)")
+    rates = [float(d["cache_hit_rate"]) if d["cache_hit_rate"] is not None else float("nan") for d in data.days]
+    axes.plot(positions, rates, marker="o", color=COLORS["line"])
+    axes.set_ylim(0, 100)
+    axes.set_xticks(positions, labels, fontsize=8, rotation=0 if len(labels) <= 14 else 60)
+    finish("hit_rate", fig)
+
+    fig, (by_cost, by_savings) = plt.subplots(
+        1, 2, figsize=(CHART_SIZE_PX[0] / CHART_DPI, CHART_SIZE_PX[1] / CHART_DPI), layout="tight"
+    )
+    for axes, column, title, color in (
+        (by_cost, "cost", "Top models by cost (USD)", COLORS["cost"]),
+        (by_savings, "savings", "Top models by savings (USD)", COLORS["savings"]),
+    ):
+        top = sorted(data.models, key=lambda m: (-m[column], m["model"]))[:TOP_MODELS][::-1]
+        axes.barh([m["model"][:28] for m in top], [float(m[column]) for m in top], color=color)
+        axes.set_title(title, fontsize=10, loc="left")
+        axes.tick_params(axis="y", labelsize=7)
+        axes.spines[["top", "right"]].set_visible(False)
+    finish("top_models", fig)
+
+    fig, axes = figure("Latency per day (ms)")
+    for column, label, color in (("latency_p50_ms", "p50", COLORS["line"]), ("latency_p95_ms", "p95", COLORS["p95"])):
+        values = [float(d[column]) if d[column] is not None else float("nan") for d in data.days]
+        axes.plot(positions, values, marker="o", label=label, color=color)
+    axes.set_ylim(bottom=0)
+    axes.set_xticks(positions, labels, fontsize=8, rotation=0 if len(labels) <= 14 else 60)
+    axes.legend(frameon=False, fontsize=9)
+    finish("latency", fig)
+
+    fig, axes = figure("Requests by provider")
+    providers = data.providers.most_common()
+    total = sum(n for _, n in providers)
+    small = [(p, n) for p, n in providers if n < 0.03 * total]
+    if len(small) > 1:  # slivers get one slice, so their labels do not overlap
+        providers = [(p, n) for p, n in providers if n >= 0.03 * total] + [("other", sum(n for _, n in small))]
+    if providers:
+        axes.pie(
+            [n for _, n in providers], labels=[p for p, _ in providers], autopct="%1.0f%%", textprops={"fontsize": 8}
+        )
+        axes.axis("equal")
+    else:
+        axes.text(0.5, 0.5, "no requests", ha="center", va="center")
+        axes.axis("off")
+    finish("providers", fig)
+    return charts
+
+
+# -- HTML, files and email ------------------------------------------------------------------------
+
+CHART_TITLES = {
+    "cost_vs_potential": "Cost against potential per day",
+    "hit_rate": "Cache hit rate per day",
+    "top_models": "Top models by cost and by savings",
+    "latency": "Latency p50 / p95 per day",
+    "providers": "Provider split",
+}
+
+
+def money(value: Decimal | None) -> str:
+    return "unknown" if value is None else f"${value:,.2f}"
+
+
+def _percent(value: Decimal | None) -> str:
+    return "-" if value is None else f"{value:.2f}%"
+
+
+def _change(current, previous, points: bool = False) -> str:
+    if current is None or previous is None:
+        return "n/a (no traffic before)" if previous is None and current is not None else "n/a"
+    if points:
+        return f"{current - previous:+.2f} pts"
+    if previous == 0:
+        return "n/a (none before)" if current else "0.0%"
+    return f"{Decimal(100) * (current - previous) / previous:+.1f}%"
+
+
+def render_html(data: ReportData, image_src: Callable[[str], str]) -> str:
+    """The report as one HTML page; `image_src(name)` is each chart's src (data URI or cid:)."""
+    t, p = data.totals, data.previous
+    figures = [
+        (
+            "requests",
+            "Requests",
+            f"{t.requests:,}",
+            t.requests,
+            f"{p.requests:,}",
+            p.requests,
+            _change(t.requests, p.requests if p.requests else None),
+        ),
+        (
+            "hit_rate",
+            "Cache hit rate",
+            _percent(t.hit_rate),
+            t.hit_rate,
+            _percent(p.hit_rate),
+            p.hit_rate,
+            _change(t.hit_rate, p.hit_rate, points=True),
+        ),
+        ("cost", "Cost", money(t.cost), t.cost, money(p.cost), p.cost, _change(t.cost, p.cost if p.requests else None)),
+        (
+            "potential",
+            "Without the cache",
+            money(t.potential),
+            t.potential,
+            money(p.potential),
+            p.potential,
+            _change(t.potential, p.potential if p.requests else None),
+        ),
+        (
+            "savings",
+            "Saved by the cache",
+            money(t.savings),
+            t.savings,
+            money(p.savings),
+            p.savings,
+            _change(t.savings, p.savings if p.requests else None),
+        ),
+    ]
+    summary_rows = "".join(
+        f'<tr data-figure="{key}"><th>{label}</th>'
+        f'<td class="this" data-value="{"" if value is None else value}">{shown}</td>'
+        f'<td class="previous" data-value="{"" if pvalue is None else pvalue}">{pshown}</td>'
+        f'<td class="change">{escape(change)}</td></tr>'
+        for key, label, shown, value, pshown, pvalue, change in figures
+    )
+    day_rows = "".join(
+        f'<tr data-date="{d["date"]}"><td>{d["date"]:%a %Y-%m-%d}</td>'
+        f'<td data-column="total_requests" data-value="{d["total_requests"]}">{d["total_requests"]:,}</td>'
+        f'<td data-column="cache_hit_rate" data-value="{_value(d["cache_hit_rate"])}">'
+        f"{_percent(d['cache_hit_rate'])}</td>"
+        f'<td data-column="total_cost_usd" data-value="{_value(d["total_cost_usd"])}">{money(d["total_cost_usd"])}</td>'
+        f'<td data-column="total_potential_cost_usd" data-value="{_value(d["total_potential_cost_usd"])}">'
+        f"{money(d['total_potential_cost_usd'])}</td>"
+        f'<td data-column="total_savings_usd" data-value="{_value(d["total_savings_usd"])}">'
+        f"{money(d['total_savings_usd'])}</td>"
+        f'<td data-column="latency_p50_ms" data-value="{_value(d["latency_p50_ms"])}">{_ms(d["latency_p50_ms"])}</td>'
+        f'<td data-column="latency_p95_ms" data-value="{_value(d["latency_p95_ms"])}">{_ms(d["latency_p95_ms"])}</td>'
+        "</tr>"
+        for d in data.days
+    )
+    model_rows = (
+        "".join(
+            f'<tr data-model="{escape(m["provider"] + "/" + m["model"])}">'
+            f"<td>{escape(m['provider'] + '/' + m['model'])}</td>"
+            f'<td data-column="requests" data-value="{m["requests"]}">{m["requests"]:,}</td>'
+            f'<td data-column="cost" data-value="{m["cost"]}">{money(m["cost"])}</td>'
+            f'<td data-column="savings" data-value="{m["savings"]}">{money(m["savings"])}</td></tr>'
+            for m in data.models
+        )
+        or '<tr><td colspan="4">no requests</td></tr>'
+    )
+    alert_items = (
+        "".join(
+            f'<li data-alert-id="{a["id"]}">{a["fired_at"]:%Y-%m-%d %H:%M} UTC: {escape(a["message"])}'
+            f"{' (resolved)' if a['resolved_at'] else ''}</li>"
+            for a in data.alerts
+        )
+        or "<li>none</li>"
+    )
+    forecast = ""
+    if data.forecast:
+        f = data.forecast
+        forecast = (
+            f'<p id="forecast" data-value="{f["forecast"]}">'
+            f"This month ({f['month']:%Y-%m}): {money(f['month_to_date'])} "
+            f"so far up to {f['as_of_date']} (UTC), forecast <b>{money(f['forecast'])}</b> "
+            f"(80% interval {money(f['low'])} to {money(f['high'])}).</p>"
+        )
+    charts = "".join(
+        f'<figure><img src="{image_src(name)}" alt="{title}" width="{CHART_SIZE_PX[0]}" height="{CHART_SIZE_PX[1]}">'
+        f"<figcaption>{title}</figcaption></figure>"
+        for name, title in CHART_TITLES.items()
+    )
+    period = f"{data.period.first_day:%a %d %b %Y} to {data.period.last_day:%a %d %b %Y}"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Savings report {escape(data.period.label)}: project {data.project_id}</title>
+<style>
+body {{ font: 15px/1.45 -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2933; margin: 0 auto;
+       max-width: 840px; padding: 12px; }}
+h1 {{ font-size: 1.3em; margin-bottom: 0; }} .muted {{ color: #616e7c; font-size: 0.9em; }}
+table {{ border-collapse: collapse; width: 100%; margin: 8px 0 18px; font-size: 0.92em; }}
+th, td {{ padding: 4px 6px; border-bottom: 1px solid #e4e7eb; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+.scroll {{ overflow-x: auto; }} figure {{ margin: 14px 0; }}
+img {{ max-width: 100%; height: auto; display: block; }} figcaption {{ font-size: 0.85em; color: #616e7c; }}
+</style></head>
+<body>
+<h1>Savings report {escape(data.period.label)}</h1>
+<p class="muted">Project <span id="project">{data.project_id}</span> · {period} ·
+days in <span id="time-zone">{escape(data.time_zone)}</span> ·
+generated {data.generated_at:%Y-%m-%d %H:%M} UTC</p>
+<div class="scroll"><table id="summary">
+<tr><th></th><th>This period</th><th>Period before</th><th>Change</th></tr>
+{summary_rows}
+</table></div>
+{forecast}
+{charts}
+<h2>Days</h2>
+<div class="scroll"><table id="days">
+<tr><th>Day</th><th>Requests</th><th>Hit rate</th><th>Cost</th><th>Potential</th><th>Savings</th>
+<th>p50</th><th>p95</th></tr>
+{day_rows}
+</table></div>
+<h2>Models</h2>
+<p class="muted">By UTC day (usage_by_model_daily) for the same dates.</p>
+<div class="scroll"><table id="models">
+<tr><th>Model</th><th>Requests</th><th>Cost</th><th>Savings</th></tr>
+{model_rows}
+</table></div>
+<h2>Alerts</h2>
+<ul id="alerts">{alert_items}</ul>
+</body></html>
+"""
+
+
+def _value(value) -> str:
+    return "" if value is None else str(value)
+
+
+def _ms(value) -> str:
+    return "-" if value is None else f"{value:,.0f} ms"
+
+
+def plain_text(data: ReportData) -> str:
+    t, p = data.totals, data.previous
+    lines = [
+        f"Savings report {data.period.label} for project {data.project_id}",
+        f"{data.period.first_day} to {data.period.last_day} ({data.time_zone})",
+        "",
+        f"Requests          {t.requests:,} ({_change(t.requests, p.requests or None)})",
+        f"Cache hit rate    {_percent(t.hit_rate)} ({_change(t.hit_rate, p.hit_rate, points=True)})",
+        f"Cost              {money(t.cost)} ({_change(t.cost, p.cost if p.requests else None)})",
+        f"Without the cache {money(t.potential)}",
+        f"Saved             {money(t.savings)} ({_change(t.savings, p.savings if p.requests else None)})",
+    ]
+    if data.forecast:
+        lines.append(f"Forecast {data.forecast['month']:%Y-%m}: {money(data.forecast['forecast'])}")
+    lines.append(f"Alerts: {len(data.alerts)}")
+    return "\n".join(lines) + "\n"
+
+
+def write(data: ReportData, out_dir: Path) -> Path:
+    """report.html (charts inlined as data URIs) and one PNG per chart in out_dir; returns the HTML path."""
+    charts = render_charts(data)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, png in charts.items():
+        (out_dir / f"{name}.png").write_bytes(png)
+    page = render_html(data, lambda name: "data:image/png;base64," + base64.b64encode(charts[name]).decode())
+    path = out_dir / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def email(data: ReportData, recipients: list[str], charts: dict[str, bytes] | None = None) -> EmailMessage:
+    """A multipart email: plain text, and HTML whose charts are inline images (cid:), not data URIs."""
+    charts = charts or render_charts(data)
+    ids = {name: make_msgid(domain="watchllm") for name in charts}
+    message = EmailMessage()
+    message["Subject"] = (
+        f"Savings report {data.period.label}: {money(data.totals.cost)} spent, "
+        f"{money(data.totals.savings)} saved (project {data.project_id})"
+    )
+    message["From"] = settings.email_from()
+    message["To"] = ", ".join(recipients)
+    message.set_content(plain_text(data))
+    message.add_alternative(render_html(data, lambda name: "cid:" + ids[name][1:-1]), subtype="html")
+    html_part = message.get_payload()[1]
+    for name, png in charts.items():
+        html_part.add_related(png, maintype="image", subtype="png", cid=ids[name], filename=f"{name}.png")
+    return message
+
+
+def default_out_dir(project_id: uuid.UUID, period: Period) -> Path:
+    return settings.reports_dir() / str(project_id) / period.label.replace(" ", "-")
