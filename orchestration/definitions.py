@@ -12,19 +12,26 @@ from orchestration.defs.checks import (
     usage_logs_freshness_checks,
 )
 from orchestration.defs.jobs import deep_check_job, deep_check_schedule, retention_job, retention_schedule
+from orchestration.defs.notifications import (
+    usage_alerts,
+    usage_alerts_job,
+    weekly_reports_job,
+    weekly_reports_schedule,
+    weekly_savings_reports,
+)
 from orchestration.defs.resources import dbt_resource
 from orchestration.defs.schedules import daily_job, daily_schedule, hourly_job, hourly_schedule
 
 defs = Definitions(
-    assets=[usage_logs, unpartitioned_dbt_assets, hourly_dbt_assets, daily_dbt_assets],
+    assets=[usage_logs, unpartitioned_dbt_assets, hourly_dbt_assets, daily_dbt_assets, weekly_savings_reports],
     asset_checks=[
         cache_hit_rate_drop,
         daily_matches_raw_rows,
         forecast_month_to_date_matches_daily,
         *usage_logs_freshness_checks,
     ],
-    jobs=[hourly_job, daily_job, deep_check_job, retention_job],
-    schedules=[hourly_schedule, daily_schedule, deep_check_schedule, retention_schedule],
-    sensors=[build_sensor_for_freshness_checks(freshness_checks=usage_logs_freshness_checks)],
+    jobs=[hourly_job, daily_job, deep_check_job, retention_job, usage_alerts_job, weekly_reports_job],
+    schedules=[hourly_schedule, daily_schedule, deep_check_schedule, retention_schedule, weekly_reports_schedule],
+    sensors=[build_sensor_for_freshness_checks(freshness_checks=usage_logs_freshness_checks), usage_alerts],
     resources={"dbt": dbt_resource()},
 )

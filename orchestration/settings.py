@@ -131,6 +131,18 @@ def _env_decimal(name: str, default: str) -> Decimal:
     return value
 
 
+def alerts_as_of() -> dt.datetime | None:
+    """Judge the alert rules as if it were this UTC time instead of now (replays; tests)."""
+    text = os.environ.get("WATCHLLM_ALERTS_AS_OF")
+    if not text:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"WATCHLLM_ALERTS_AS_OF must be an ISO time like 2026-11-10T06:00Z, got {text!r}") from None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
 def cost_spike_ratio() -> Decimal:
     """A day's cost at least this many times its trailing 7-day daily average is a spike..."""
     return _env_decimal("WATCHLLM_COST_SPIKE_RATIO", "3")

@@ -133,17 +133,19 @@ def _names() -> dict[str, sql.Composable]:
 
 
 def ensure_tables(cur) -> None:
-    """Create alert_events and alert_delivery_attempts when missing (idempotent, cheap)."""
+    """Create alert_events and alert_delivery_attempts when missing (idempotent, safe for two at once)."""
     names = _names()
-    exists = cur.execute(
-        "select to_regclass(%s), to_regclass(%s)", _qualified("alert_events", "alert_delivery_attempts")
-    )
-    if all(exists.fetchone()):
+    query = "select to_regclass(%s), to_regclass(%s)"
+    tables = _qualified("alert_events", "alert_delivery_attempts")
+    if all(cur.execute(query, tables).fetchone()):
         return
-    cur.execute(sql.SQL("select pg_advisory_xact_lock(hashtext('watchllm_alert_tables'))"))
-    for statement in ALERT_TABLES_DDL.split(";"):
-        if statement.strip():
-            cur.execute(sql.SQL(statement).format(**names))
+    with cur.connection.transaction():
+        cur.execute("select pg_advisory_xact_lock(hashtext('watchllm_alert_tables'))")
+        if all(cur.execute(query, tables).fetchone()):
+            return  # the other one created them while this one waited
+        for statement in ALERT_TABLES_DDL.split(";"):
+            if statement.strip():
+                cur.execute(sql.SQL(statement).format(**names))
 
 
 def _qualified(*tables: str) -> tuple[str, ...]:
@@ -245,7 +247,7 @@ def evaluate(cur, as_of: dt.datetime | None = None) -> Evaluation:
     """Every rule's conditions as of `as_of` (default now), read from the built aggregates only."""
     _require_marts(cur)
     names = _names()
-    as_of = (as_of or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    as_of = (as_of or settings.alerts_as_of() or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     today = as_of.date()
     day = today - dt.timedelta(days=1)  # the last complete UTC day
     result = Evaluation(as_of=as_of, judged_day=day, judged={rule: set() for rule in settings.ALERT_RULES})
@@ -327,7 +329,7 @@ def _hit_rate_rule(row, day, start, end, min_requests, result: Evaluation) -> No
                 f"project {row['project_id']}: cache hit rate fell to {day_rate:.2f}% on {day} (UTC), "
                 f"from {base_rate:.2f}% over the 7 days before (alert at a drop of more than {row['points']} points)"
             ),
-            details={"baseline_hit_rate_pct": str(round(base_rate, 2)), "requests": row["day_requests"]},
+            details={"baseline_hit_rate_pct": str(round(base_rate, 2)), "requests": int(row["day_requests"])},
         )
     )
 
@@ -467,7 +469,8 @@ def _budget_rule(cur, names, today, result: Evaluation) -> None:
                 threshold=budget * percent / 100,
                 message=(
                     f"project {project}: {basis} cost {_money(value)} reached {percent}% of the monthly budget "
-                    f"{_money(budget)} for {month:%Y-%m} (month to date {_money(month_to_date)})"
+                    f"{_money(budget)} for {month:%Y-%m}"
+                    + ("" if basis == "month to date" else f" (month to date {_money(month_to_date)})")
                 ),
                 details={"basis": basis, "budget_usd": str(budget), "month_to_date_usd": str(month_to_date)},
             )
@@ -537,7 +540,7 @@ def check(
                     condition.observed,
                     condition.threshold,
                     condition.message,
-                    Jsonb(condition.details),
+                    Jsonb({name: _plain(value) for name, value in condition.details.items()}),
                 ),
             ).fetchone()
             if row:
