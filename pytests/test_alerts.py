@@ -68,8 +68,14 @@ def _day_rows(project: uuid.UUID, day: dt.date, rnd: random.Random) -> list[dict
     if project == UNPRICED and day in (PROBLEM_DAY, REPEAT_DAY):
         for i in range(30):
             rows.append(
-                request(project, start + dt.timedelta(minutes=i), provider="acme", model="acme-mystery-1",
-                        cost_usd=None, potential_cost_usd=None)
+                request(
+                    project,
+                    start + dt.timedelta(minutes=i),
+                    provider="acme",
+                    model="acme-mystery-1",
+                    cost_usd=None,
+                    potential_cost_usd=None,
+                )
             )
     return rows
 
@@ -81,8 +87,12 @@ def db(make_db):
     db = make_db("wl_test_alerts")
     db.cli("generate", "--rows", "0", "--allow-external")  # creates usage_logs
     rnd = random.Random(7)
-    rows = [r for day in DAYS for p in (STEADY, HIT_DROP, SPIKE, UNPRICED, BUDGET, LATENCY, OVERRIDE, TINY)
-            for r in _day_rows(p, day, rnd)]
+    rows = [
+        r
+        for day in DAYS
+        for p in (STEADY, HIT_DROP, SPIKE, UNPRICED, BUDGET, LATENCY, OVERRIDE, TINY)
+        for r in _day_rows(p, day, rnd)
+    ]
     insert_rows(db, rows)
     db.build_models()
     with db.connect() as conn:
@@ -131,14 +141,26 @@ def _key(body: dict) -> tuple:
 
 def _expected_observed(db) -> dict:
     """The figures the alerts must carry, computed from the generated rows (not from the marts)."""
+
     def of(project, day, model=None):
-        return [r for r in db.rows if r["project_id"] == project and r["created_at"].date() == day
-                and (model is None or f"{r['provider']}/{r['model']}" == model)]
+        return [
+            r
+            for r in db.rows
+            if r["project_id"] == project
+            and r["created_at"].date() == day
+            and (model is None or f"{r['provider']}/{r['model']}" == model)
+        ]
 
     hit = of(HIT_DROP, PROBLEM_DAY)
     spike = sum((r["cost_usd"] for r in of(SPIKE, PROBLEM_DAY)), Decimal(0))
-    budget = sum((r["cost_usd"] for r in db.rows if r["project_id"] == BUDGET
-                  and dt.date(2026, 11, 1) <= r["created_at"].date() <= QUIET_DAY), Decimal(0))
+    budget = sum(
+        (
+            r["cost_usd"]
+            for r in db.rows
+            if r["project_id"] == BUDGET and dt.date(2026, 11, 1) <= r["created_at"].date() <= QUIET_DAY
+        ),
+        Decimal(0),
+    )
     return {
         (HIT_DROP, "cache_hit_rate_drop", ""): round(Decimal(100) * sum(r["cached"] for r in hit) / len(hit), 2),
         (SPIKE, "daily_cost_spike", ""): spike,
@@ -157,8 +179,18 @@ def test_exactly_the_expected_alerts_fire_once_by_webhook_and_email(clean, serve
         body = next(b for b in webhook.accepted if _key(b) == key)
         assert Decimal(body["observed"]) == observed, (key, body)
     spike = next(b for b in webhook.accepted if _key(b)[1] == "daily_cost_spike")
-    baseline = sum((r["cost_usd"] for r in db.rows if r["project_id"] == SPIKE
-                    and PROBLEM_DAY - dt.timedelta(days=7) <= r["created_at"].date() < PROBLEM_DAY), Decimal(0)) / 7
+    baseline = (
+        sum(
+            (
+                r["cost_usd"]
+                for r in db.rows
+                if r["project_id"] == SPIKE
+                and PROBLEM_DAY - dt.timedelta(days=7) <= r["created_at"].date() < PROBLEM_DAY
+            ),
+            Decimal(0),
+        )
+        / 7
+    )
     assert Decimal(spike["threshold"]) == max(baseline * 3, baseline + 10)
     assert spike["window_start"] == "2026-11-09T00:00:00+00:00" and spike["window_end"] == "2026-11-10T00:00:00+00:00"
     budget = next(b for b in webhook.accepted if _key(b)[1] == "monthly_budget")
@@ -210,9 +242,11 @@ def test_a_failing_webhook_is_retried_with_backoff_and_delivered_once_it_recover
         "not answer within 1 s"
     }
     # the second failure backs off 60 * 2 minutes: a check within it does not try again
-    waits = db.query("select next_attempt_at - last_attempt as wait from analytics.alert_events,"
-                     " lateral (select max(attempted_at) as last_attempt from analytics.alert_delivery_attempts"
-                     " where event_id = id) as a")
+    waits = db.query(
+        "select next_attempt_at - last_attempt as wait from analytics.alert_events,"
+        " lateral (select max(attempted_at) as last_attempt from analytics.alert_delivery_attempts"
+        " where event_id = id) as a"
+    )
     assert all(dt.timedelta(minutes=119) < w["wait"] <= dt.timedelta(minutes=121) for w in waits), waits
     assert check(db, webhook)["delivered"] == [] and len(webhook.requests) == 2 * len(EXPECTED)
     with db.connect() as conn:  # two hours later
@@ -253,8 +287,9 @@ def test_alerts_resolve_when_the_condition_clears_and_refire_only_after_the_cool
 
 def test_dry_run_records_and_sends_nothing_and_two_checks_at_once_deliver_each_alert_once(clean, servers):
     db, (webhook, smtp) = clean, servers
-    dry = db.cli("alerts", "check", "--dry-run", "--as-of", AS_OF,
-                 extra_env={"WATCHLLM_ALERT_WEBHOOK_URL": webhook.url})
+    dry = db.cli(
+        "alerts", "check", "--dry-run", "--as-of", AS_OF, extra_env={"WATCHLLM_ALERT_WEBHOOK_URL": webhook.url}
+    )
     assert dry.stdout.count("would fire") == len(EXPECTED) and not webhook.requests
     assert not db.query("select 1 from pg_tables where tablename = 'alert_events'")
 

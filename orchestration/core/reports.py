@@ -322,8 +322,10 @@ def _percent(value: Decimal | None) -> str:
 
 
 def _change(current, previous, points: bool = False) -> str:
-    if current is None or previous is None:
-        return "n/a (no traffic before)" if previous is None and current is not None else "n/a"
+    if previous is None:
+        return "n/a (no traffic before)" if current else "n/a"
+    if current is None:
+        return "n/a"
     if points:
         return f"{current - previous:+.2f} pts"
     if previous == 0:
