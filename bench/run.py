@@ -245,6 +245,15 @@ def incremental(run: Run, conn, rows: int, days: int, projects: int, end: dt.dat
             **{f"incremental_{k}": statistics.median(s[k] for s in samples) for k in numeric}}
 
 
+def alerts_check(run: Run) -> dict:
+    """`alerts check` as cron runs it after `dbt build` (whole process): the first check records the
+    firings (delivery fails fast: nothing listens on port 9), later ones find them open; median of 3."""
+    env = {"WATCHLLM_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/bench", "WATCHLLM_ALERT_TIMEOUT_SECONDS": "1"}
+    first = run.cli("alerts", "check", extra_env=env)
+    later = [run.cli("alerts", "check", extra_env=env) for _ in range(3)]
+    return {"alerts_check_first_s": first, "alerts_check_s": statistics.median(later)}
+
+
 def deep_check_and_dagster_tick(run: Run) -> dict:
     """The deep check as its cron line runs it, and one hourly Dagster tick in-process."""
     wall = run.cli("deep-check")
@@ -383,6 +392,7 @@ def run_size(server, rows: int, days: int, args: argparse.Namespace) -> dict:
         log(f"{rows:,} rows: scheduled builds (the cron command), the deep check, a Dagster tick")
         out.update(incremental(run, conn, rows, days, args.projects, end, args.repeat))
         out.update(deep_check_and_dagster_tick(run))
+        out.update(alerts_check(run))
         log(f"{rows:,} rows: the guide's function loop and trigger")
         out.update(guide_design(run, conn, args.trigger_rows))
         log(f"{rows:,} rows: dashboard reads")
@@ -498,6 +508,8 @@ def summarise(small: dict, large: dict, server) -> dict:
         "scheduled_build_models_30d_vs_3d": large["incremental_models_s"] / small["incremental_models_s"],
         "scheduled_build_tests_30d_vs_3d": large["incremental_tests_s"] / small["incremental_tests_s"],
         "deep_check_wall_s_10m": large["deep_check_wall_s"],
+        "alerts_check_s_10m": large["alerts_check_s"],
+        "alerts_check_30d_vs_3d": large["alerts_check_s"] / small["alerts_check_s"],
         "dagster_hourly_tick_s_10m": large["dagster_hourly_tick_s"],
         "incremental_speedup_vs_full_10m": large["full_build_model_s"] / large["incremental_models_s"],
         "incremental_vs_floor_10m": large["incremental_models_s"] / large["incremental_floor_s"],

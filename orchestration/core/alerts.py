@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -169,20 +168,6 @@ def sketch_value(key: int) -> Decimal:
     return Decimal(repr(value)).quantize(Decimal("0.01"))
 
 
-def sketch_percentile(counts: dict[int, int], fraction: float) -> Decimal | None:
-    """Nearest-rank percentile of a merged sketch {key: requests}."""
-    total = sum(counts.values())
-    if total == 0:
-        return None
-    rank = math.ceil(fraction * total)
-    running = 0
-    for key in sorted(counts):
-        running += counts[key]
-        if running >= rank:
-            return sketch_value(key)
-    return None
-
-
 # -- the rules ------------------------------------------------------------------------------------
 
 DAILY_RULES_SQL = """
@@ -195,7 +180,8 @@ with judged_days as (
         sum(total_requests) filter (where date < %(day)s) as base_requests,
         sum(cached_requests) filter (where date < %(day)s) as base_cached,
         coalesce(sum(total_cost_usd) filter (where date < %(day)s), 0) as base_cost,
-        max(latency_p95_ms) filter (where date = %(day)s) as day_p95
+        max(latency_p95_ms) filter (where date = %(day)s) as day_p95,
+        min(latency_p95_ms) filter (where date < %(day)s) as base_min_p95
     from {daily} as daily
     where date between %(day)s::date - 7 and %(day)s
     group by daily.project_id
@@ -212,13 +198,26 @@ where judged_days.day_requests > 0
 order by judged_days.project_id
 """
 
-BASELINE_SKETCHES_SQL = """
-select sketched.project_id, entry.key::integer as sketch_key, sum(entry.value::bigint) as requests
-from {daily} as sketched
-cross join lateral jsonb_each_text(sketched.latency_sketch) as entry
-where sketched.date between %(day)s::date - 7 and %(day)s::date - 1
-  and sketched.project_id = any(%(projects)s)
-group by sketched.project_id, entry.key::integer
+BASELINE_P95_SQL = """
+with entries as (
+    select sketched.project_id, entry.key::integer as sketch_key, sum(entry.value::bigint) as requests
+    from {daily} as sketched
+    cross join lateral jsonb_each_text(sketched.latency_sketch) as entry
+    where sketched.date between %(day)s::date - 7 and %(day)s::date - 1
+      and sketched.project_id = any(%(projects)s)
+    group by sketched.project_id, entry.key::integer
+),
+ranked as (
+    select
+        project_id,
+        sketch_key,
+        sum(requests) over (partition by project_id order by sketch_key) as running,
+        sum(requests) over (partition by project_id) as known
+    from entries
+)
+select project_id, min(sketch_key) filter (where running >= ceil(0.95 * known)) as p95_key, max(known) as known
+from ranked
+group by project_id
 """
 
 UNPRICED_SQL = """
@@ -363,20 +362,36 @@ def _cost_spike_rule(row, day, start, end, result: Evaluation) -> None:
 
 
 def _latency_rule(cur, names, rows, day, start, end, min_requests, result: Evaluation) -> None:
-    candidates = [r for r in rows if r["day_p95"] is not None and r["day_requests"] >= min_requests]
+    min_increase = settings.latency_p95_min_increase_ms()
+    judged = [
+        r
+        for r in rows
+        if r["day_p95"] is not None
+        and r["base_min_p95"] is not None
+        and r["day_requests"] >= min_requests
+        and r["base_requests"] >= min_requests
+    ]
+    # The merged p95 of the 7 days is at least the smallest of their p95s (a mixture's quantile lies
+    # between its parts'), so a day below that bound's threshold cannot fire: only the rest are merged.
+    candidates = [
+        r
+        for r in judged
+        if r["day_p95"] >= max(r["base_min_p95"] * r["latency_ratio"], r["base_min_p95"] + min_increase)
+    ]
+    result.judged["latency_p95_regression"].update(r["project_id"] for r in judged)
     if not candidates:
         return
-    baselines: dict[uuid.UUID, dict[int, int]] = {}
-    query = sql.SQL(BASELINE_SKETCHES_SQL).format(**names)
-    for project, key, requests in cur.execute(query, {"day": day, "projects": [r["project_id"] for r in candidates]}):
-        baselines.setdefault(project, {})[key] = int(requests)
-    min_increase = settings.latency_p95_min_increase_ms()
+    query = sql.SQL(BASELINE_P95_SQL).format(**names)
+    # the merged sketch of the 7 days before, as its nearest-rank p95 key (merging adds counts per key)
+    baselines = {
+        project: (key, known)
+        for project, key, known in cur.execute(query, {"day": day, "projects": [r["project_id"] for r in candidates]})
+    }
     for row in candidates:
-        sketch = baselines.get(row["project_id"])
-        if not sketch or sum(sketch.values()) < min_requests:
+        key, known = baselines.get(row["project_id"], (None, 0))
+        if key is None:
             continue
-        result.judged["latency_p95_regression"].add(row["project_id"])
-        baseline = sketch_percentile(sketch, 0.95)
+        baseline = sketch_value(key)
         threshold = max(baseline * row["latency_ratio"], baseline + min_increase)
         if row["day_p95"] < threshold:
             continue
