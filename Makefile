@@ -45,7 +45,7 @@ demo: setup
 	$(CLI) dbt build
 	$(CLI) reconcile --days $(DEMO_DAYS) --heal
 	@echo
-	$(CLI) summary
+	$(CLI) summary --write-report
 
 ## test: the whole suite (dbt tests and unit tests run inside it, on a real Postgres), one test
 ## file per worker process (TEST_WORKERS=1 runs it in one process)

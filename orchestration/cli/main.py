@@ -164,7 +164,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from orchestration.cli.summary import print_summary
 
     with database.cursor(database.resolve()) as cur:
-        print_summary(cur, days=args.days)
+        busiest = print_summary(cur, days=args.days)
+        if args.write_report and busiest:
+            from orchestration.core import reports
+
+            zone = reports.reporting_time_zone(cur, busiest)
+            period = reports.last_complete_week(dt.datetime.now(dt.UTC).date())
+            path = reports.write(reports.gather(cur, busiest, period, zone), reports.default_out_dir(busiest, period))
+            print(f"\nweekly savings report {period.label} of the busiest project: {path}")
     return 0
 
 
@@ -320,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sm = sub.add_parser("summary", help="print an overview of the aggregates (what `make demo` shows)")
     sm.add_argument("--days", type=int, default=30)
+    sm.add_argument("--write-report", action="store_true", help="also write the busiest project's weekly report")
     sm.set_defaults(func=cmd_summary)
 
     bf = sub.add_parser("backfill-potential-cost", help="fill potential_cost_usd of cached rows from the pricing seed")

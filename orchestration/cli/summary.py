@@ -8,7 +8,8 @@ from orchestration import settings
 from orchestration.cli import stats
 
 
-def print_summary(cur, days: int = 30) -> None:
+def print_summary(cur, days: int = 30):
+    """Prints the overview; returns the busiest project's id (None without traffic)."""
     names = {
         "daily": sql.Identifier(settings.analytics_schema(), "usage_aggregations_daily"),
         "rejected": sql.Identifier(settings.analytics_schema(), "usage_logs_rejected"),
@@ -43,3 +44,4 @@ def print_summary(cur, days: int = 30) -> None:
         print(f"\nbusiest project {busiest[0]}, last {days} days, from get_dashboard_stats:")
         print(stats.format_dashboard(rows[-7:]).replace(stats.summarise(rows[-7:]), stats.summarise(rows)))
         print("(last 7 days shown; totals cover all the days)")
+    return busiest[0] if busiest else None

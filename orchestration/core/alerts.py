@@ -35,6 +35,7 @@ from orchestration.core.errors import UserError
 SKETCH_EXACT_BELOW_MS = 100
 SKETCH_GAMMA = 1.0181634712411705
 MAX_BACKOFF = dt.timedelta(hours=6)
+SHOWN_PER_KIND = 20  # lines of firings `alerts check` prints; `alerts list` has them all
 
 ALERT_TABLES_DDL = """
 create schema if not exists {schema};
@@ -790,8 +791,10 @@ def summary_lines(result: CheckResult, dry_run: bool = False) -> list[str]:
         f"alerts as of {result.evaluation.as_of:%Y-%m-%d %H:%M} UTC (day rules judge {result.evaluation.judged_day})"
     ]
     lines += [f"  note: {note}" for note in result.evaluation.notes]
-    for event in result.fired:
+    for event in result.fired[:SHOWN_PER_KIND]:
         lines.append(f"  {verb}{'' if event['id'] is None else ' #' + str(event['id'])}: {event['message']}")
+    if len(result.fired) > SHOWN_PER_KIND:
+        lines.append(f"  ... and {len(result.fired) - SHOWN_PER_KIND} more (`alerts list` shows them all)")
     for event in result.resolved:
         label = "would resolve" if dry_run else f"resolved #{event['id']}"
         lines.append(f"  {label}: {event['rule']} for {event['project_id']} {event['subject']}".rstrip())
