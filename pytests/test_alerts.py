@@ -281,6 +281,8 @@ def test_alerts_resolve_when_the_condition_clears_and_refire_only_after_the_cool
     assert [(uuid.UUID(e["project_id"]), e["rule"]) for e in refired["fired"]] == [(HIT_DROP, "cache_hit_rate_drop")]
     assert len(db.query("select 1 from analytics.alert_events where rule = 'unpriced_model'")) == 1
     assert len(webhook.accepted) == len(EXPECTED) + 1
+    listed = db.cli("alerts", "list", "--open").stdout.splitlines()
+    assert len(listed) == 2 and all("open, delivered" in line for line in listed)  # the budget and the new drop
     rows = db.query("select count(*) as n from analytics.alert_events where project_id = %s", (HIT_DROP,))
     assert rows[0]["n"] == 2
 

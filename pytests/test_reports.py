@@ -306,3 +306,15 @@ def test_the_weekly_dagster_asset_renders_every_active_project_and_mails_those_w
     finally:
         smtp.close()
     shutil.rmtree(tmp_path / "weekly", ignore_errors=True)
+
+
+def test_the_weekly_schedule_runs_on_mondays_at_six_utc_for_the_week_that_ended():
+    import dagster as dg
+
+    from orchestration.definitions import defs
+
+    schedule = defs.resolve_schedule_def("weekly_reports_schedule")
+    assert schedule.cron_schedule == "0 6 * * 1" and schedule.execution_timezone == "UTC"
+    context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 11, 30, 6, tzinfo=UTC))
+    [run_request] = schedule.evaluate_tick(context).run_requests
+    assert run_request.partition_key == "2026-11-23"  # the ISO week 2026-W48, Monday to Sunday
