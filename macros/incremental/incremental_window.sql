@@ -89,7 +89,8 @@
     timeout" and changes nothing.
 #}
 {% macro lock_aggregates() -%}{{ return(adapter.dispatch('lock_aggregates', 'watchllm_analytics')()) }}{%- endmacro %}
-{% macro default__lock_aggregates() -%}
+{% macro default__lock_aggregates() -%}select 1{%- endmacro %}
+{% macro postgres__lock_aggregates() -%}
     {%- set wait = var('lock_wait_timeout', '30min') | string | trim -%}
     {%- if not modules.re.match('^[0-9]{1,6}(ms|s|min|h)$', wait) -%}
         {{ exceptions.raise_compiler_error("var 'lock_wait_timeout' must be a duration like 90s or 30min, got: " ~ wait) }}
@@ -108,7 +109,8 @@
     the model's own transaction only: the one pass over raw rows keeps millions of groups.
 #}
 {% macro set_build_work_mem() -%}{{ return(adapter.dispatch('set_build_work_mem', 'watchllm_analytics')()) }}{%- endmacro %}
-{% macro default__set_build_work_mem() -%}
+{% macro default__set_build_work_mem() -%}select 1{%- endmacro %}
+{% macro postgres__set_build_work_mem() -%}
     {%- set amount = var('build_work_mem', '512MB') | string | trim -%}
     {%- if not modules.re.match('^[0-9]{1,7}(kB|MB|GB)$', amount) -%}
         {{ exceptions.raise_compiler_error("var 'build_work_mem' must be a size like 256MB or 1GB, got: " ~ amount) }}
@@ -125,7 +127,7 @@
     {%- if execute and is_range_rebuild() -%}
         {%- set coverage_query -%}
             select
-                cast(min(created_at) as text) as oldest,
+                cast(min(created_at) as {{ dbt.type_string() }}) as oldest,
                 coalesce(min(created_at) > {{ utc_literal(rebuild_bound('start')) }}, true) as starts_before_raw
             from {{ source('proxy', 'usage_logs') }}
         {%- endset -%}

@@ -31,14 +31,15 @@
 
 {% macro pending_rebuilds_relation() -%}
     {%- set schema = generate_schema_name(env_var('WATCHLLM_ANALYTICS_SCHEMA', 'analytics'), none) -%}
-    {{ return(api.Relation.create(database=target.database, schema=schema, identifier='watchllm_pending_rebuilds')) }}
+    {{ return(api.Relation.create(database=(target.database if target.database is defined else none), schema=schema, identifier='watchllm_pending_rebuilds')) }}
 {%- endmacro %}
 
 {% macro nothing_pending() -%}{{ utc_literal('9999-12-31') }}{%- endmacro %}
 
 {# on-run-start: the bookkeeping table (no tenant data; row level security on, no policy: owner only). #}
 {% macro create_pending_rebuilds() -%}{{ return(adapter.dispatch('create_pending_rebuilds', 'watchllm_analytics')()) }}{%- endmacro %}
-{% macro default__create_pending_rebuilds() -%}
+{% macro default__create_pending_rebuilds() -%}select 1{%- endmacro %}
+{% macro postgres__create_pending_rebuilds() -%}
     {%- if execute -%}
         {%- set relation = pending_rebuilds_relation() -%}
         create schema if not exists {{ relation.schema }};
@@ -70,7 +71,8 @@
 
 {# Consumer pre-hook: register (unknown = fall back to the lookback) and hold the row until commit. #}
 {% macro lock_pending_rebuild(producer) -%}{{ return(adapter.dispatch('lock_pending_rebuild', 'watchllm_analytics')(producer)) }}{%- endmacro %}
-{% macro default__lock_pending_rebuild(producer) -%}
+{% macro default__lock_pending_rebuild(producer) -%}select 1{%- endmacro %}
+{% macro postgres__lock_pending_rebuild(producer) -%}
     {%- set relation = pending_rebuilds_relation() -%}
     insert into {{ relation }} (consumer, producer, pending_from)
     values ('{{ this.identifier }}', '{{ producer }}', null)
@@ -89,6 +91,10 @@
 
 {# Consumer post-hook: everything pending is rebuilt now (see the header for range rebuilds). #}
 {% macro clear_pending_rebuild(producer, producer_column, producer_grain) -%}
+    {{ return(adapter.dispatch('clear_pending_rebuild', 'watchllm_analytics')(producer, producer_column, producer_grain)) }}
+{%- endmacro %}
+{% macro default__clear_pending_rebuild(producer, producer_column, producer_grain) -%}select 1{%- endmacro %}
+{% macro postgres__clear_pending_rebuild(producer, producer_column, producer_grain) -%}
     {%- set newest = 'max(' ~ producer_column ~ ')' -%}
     update {{ pending_rebuilds_relation() }}
     set pending_from = {{ nothing_pending() }}

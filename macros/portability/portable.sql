@@ -12,8 +12,9 @@
 {% macro postgres__utc_hour(ts) -%}
     date_bin(interval '1 hour', {{ ts }}, timestamptz '2000-01-01 00:00:00+00')
 {%- endmacro %}
+{# Spark: arithmetic on epoch seconds, so neither depends on spark.sql.session.timeZone. #}
 {% macro spark__utc_hour(ts) -%}
-    date_trunc('HOUR', {{ ts }})
+    timestamp_seconds(cast(floor(unix_seconds({{ ts }}) / 3600) as bigint) * 3600)
 {%- endmacro %}
 
 {# The UTC calendar date of a timestamptz. #}
@@ -22,7 +23,7 @@
     cast(({{ ts }}) at time zone 'UTC' as date)
 {%- endmacro %}
 {% macro spark__utc_date(ts) -%}
-    to_date({{ ts }})
+    date_from_unix_date(cast(floor(unix_seconds({{ ts }}) / 86400) as int))
 {%- endmacro %}
 
 {# The first day of the month of a date. #}
@@ -36,11 +37,22 @@
 {% macro default__utc_midnight(d) -%}
     (cast({{ d }} as timestamp) at time zone 'UTC')
 {%- endmacro %}
+{% macro spark__utc_midnight(d) -%}
+    timestamp_seconds(cast(unix_date({{ d }}) as bigint) * 86400)
+{%- endmacro %}
 
 {# A validated 'YYYY-MM-DD[ HH[:MM[:SS]]]' string read as a UTC instant. #}
 {% macro utc_literal(value) -%}{{ return(adapter.dispatch('utc_literal', 'watchllm_analytics')(value)) }}{%- endmacro %}
 {% macro default__utc_literal(value) -%}
     (timestamp '{{ value }}' at time zone 'UTC')
+{%- endmacro %}
+{% macro spark__utc_literal(value) -%}
+    {%- set text = value | string -%}
+    {%- if text | length == 10 -%}{%- set text = text ~ ' 00:00:00' -%}
+    {%- elif text | length == 13 -%}{%- set text = text ~ ':00:00' -%}
+    {%- elif text | length == 16 -%}{%- set text = text ~ ':00' -%}
+    {%- endif -%}
+    cast('{{ text }}Z' as timestamp)
 {%- endmacro %}
 
 {# A span of whole hours or minutes. #}
@@ -67,13 +79,16 @@
     ({{ value }} ~* {{ pattern }})
 {%- endmacro %}
 {% macro spark__regex_matches(value, pattern) -%}
-    (lower({{ value }}) rlike lower({{ pattern }}))
+    ({{ value }} rlike concat('(?i)', {{ pattern }}))
 {%- endmacro %}
 
 {# Trim surrounding whitespace (spaces, tabs, line breaks). #}
 {% macro trim_whitespace(value) -%}{{ return(adapter.dispatch('trim_whitespace', 'watchllm_analytics')(value)) }}{%- endmacro %}
 {% macro default__trim_whitespace(value) -%}
     btrim({{ value }}, E' \t\n\r\f\v')
+{%- endmacro %}
+{% macro spark__trim_whitespace(value) -%}
+    regexp_replace({{ value }}, '^[ \\t\\n\\r\\f\\x0B]+|[ \\t\\n\\r\\f\\x0B]+$', '')
 {%- endmacro %}
 
 {# Aggregate (key, count) rows into a JSON object {key: count}; '{}' when there are none. #}
@@ -96,13 +111,28 @@
 {% macro spark__count_sum_type() -%}decimal(38, 0){%- endmacro %}
 
 {# USD for a token count at a per-1M-token price; multiplying by 1e-6 keeps numeric exact (no division). #}
+{#
+    The product is cast back to the money type: Spark widens a decimal product's scale (here to 24+
+    places), and a later sum with a decimal(38,18) would then lose integer digits. Prices have at
+    most 12 decimals, so the cast is exact; on Postgres numeric it changes nothing.
+#}
 {% macro usd_for_tokens(tokens, usd_per_1m) -%}
-    ({{ tokens }} * {{ usd_per_1m }} * 0.000001)
+    cast({{ tokens }} * {{ usd_per_1m }} * 0.000001 as {{ money_type() }})
 {%- endmacro %}
 
 {# A percent rounded to 2 places; NULL when the denominator is 0 or NULL. #}
-{% macro percent_of(numerator, denominator) -%}
+{% macro percent_of(numerator, denominator) -%}{{ return(adapter.dispatch('percent_of', 'watchllm_analytics')(numerator, denominator)) }}{%- endmacro %}
+{% macro default__percent_of(numerator, denominator) -%}
     round(100 * cast({{ numerator }} as {{ money_type() }}) / nullif({{ denominator }}, 0), 2)
+{%- endmacro %}
+{#
+    Spark types a decimal quotient by its operands' precision (with allowPrecisionLoss off, a
+    decimal(38,18) / decimal(38,18) leaves no integer digits) and turns the overflow into NULL.
+    A rounded percentage is not money: it is computed in double precision, then rounded to 2
+    places, equal to Postgres's unless the exact value lies within ~1e-12 of a rounding boundary.
+#}
+{% macro spark__percent_of(numerator, denominator) -%}
+    cast(round(100 * cast({{ numerator }} as double) / nullif(cast({{ denominator }} as double), 0), 2) as decimal(38, 2))
 {%- endmacro %}
 
 {# An average from an additive sum and count, rounded to 2 places; NULL when the count is 0. #}
@@ -173,3 +203,12 @@
 {% macro not_materialized() -%}{{ return(adapter.dispatch('not_materialized', 'watchllm_analytics')()) }}{%- endmacro %}
 {% macro default__not_materialized() -%}{%- endmacro %}
 {% macro postgres__not_materialized() -%}not materialized{%- endmacro %}
+
+{#
+    How an aggregate model materializes: incremental (bucket_replace) on Postgres; on other engines
+    (Spark) a table rebuilt whole on every run, until their partition-overwrite strategy lands.
+#}
+{% macro aggregate_materialization() -%}{{ return(adapter.dispatch('aggregate_materialization', 'watchllm_analytics')()) }}{%- endmacro %}
+{% macro default__aggregate_materialization() -%}{{ return('table') }}{%- endmacro %}
+{% macro postgres__aggregate_materialization() -%}{{ return('incremental') }}{%- endmacro %}
+

@@ -6,7 +6,8 @@
     uses the WATCHLLM_* alert thresholds; a NULL override means the same.
 #}
 {% macro create_project_settings() -%}{{ return(adapter.dispatch('create_project_settings', 'watchllm_analytics')()) }}{%- endmacro %}
-{% macro default__create_project_settings() -%}
+{% macro default__create_project_settings() -%}select 1{%- endmacro %}
+{% macro postgres__create_project_settings() -%}
     {%- if execute -%}
         {%- set schema = generate_schema_name(env_var('WATCHLLM_ANALYTICS_SCHEMA', 'analytics'), none) -%}
         create schema if not exists {{ adapter.quote(schema) }};

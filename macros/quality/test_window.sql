@@ -11,8 +11,13 @@
     {%- if window not in ('scheduled', 'all') -%}
         {{ exceptions.raise_compiler_error("var 'test_window' must be 'scheduled' or 'all', got: " ~ window) }}
     {%- endif -%}
-    {{ return(window == 'all') }}
+    {{ return(window == 'all' or not keeps_test_windows()) }}
 {%- endmacro %}
+
+{# Whether this engine keeps the test-window table (Postgres); elsewhere every test reads all of history. #}
+{% macro keeps_test_windows() -%}{{ return(adapter.dispatch('keeps_test_windows', 'watchllm_analytics')()) }}{%- endmacro %}
+{% macro default__keeps_test_windows() -%}{{ return(false) }}{%- endmacro %}
+{% macro postgres__keeps_test_windows() -%}{{ return(true) }}{%- endmacro %}
 
 {#
     The bookkeeping table `watchllm_test_window`: per producer (int_usage_hourly_by_model), the first
@@ -21,12 +26,13 @@
 #}
 {% macro test_window_relation() -%}
     {%- set schema = generate_schema_name(env_var('WATCHLLM_ANALYTICS_SCHEMA', 'analytics'), none) -%}
-    {{ return(api.Relation.create(database=target.database, schema=schema, identifier='watchllm_test_window')) }}
+    {{ return(api.Relation.create(database=(target.database if target.database is defined else none), schema=schema, identifier='watchllm_test_window')) }}
 {%- endmacro %}
 
 {# on-run-start: the table, and '-infinity' for a producer that this build creates from scratch. #}
 {% macro create_test_window() -%}{{ return(adapter.dispatch('create_test_window', 'watchllm_analytics')()) }}{%- endmacro %}
-{% macro default__create_test_window() -%}
+{% macro default__create_test_window() -%}select 1{%- endmacro %}
+{% macro postgres__create_test_window() -%}
     {%- if execute -%}
         {%- set relation = test_window_relation() -%}
         create table if not exists {{ relation }} (
@@ -50,7 +56,8 @@
 {% macro record_test_window(batch_relation, bucket_column) -%}
     {{ return(adapter.dispatch('record_test_window', 'watchllm_analytics')(batch_relation, bucket_column)) }}
 {%- endmacro %}
-{% macro default__record_test_window(batch_relation, bucket_column) -%}
+{% macro default__record_test_window(batch_relation, bucket_column) -%}select 1{%- endmacro %}
+{% macro postgres__record_test_window(batch_relation, bucket_column) -%}
     insert into {{ test_window_relation() }} (producer, first_hour, invocation_id)
     values (
         '{{ this.identifier }}',

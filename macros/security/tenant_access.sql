@@ -118,6 +118,10 @@
 
 {# on-run-end: tenant roles may look up objects in the analytics schema (RLS decides the rows). #}
 {% macro grant_schema_usage_to_tenants() -%}
+    {{ return(adapter.dispatch('grant_schema_usage_to_tenants', 'watchllm_analytics')()) }}
+{%- endmacro %}
+{% macro default__grant_schema_usage_to_tenants() -%}select 1{%- endmacro %}
+{% macro postgres__grant_schema_usage_to_tenants() -%}
     {%- set roles = existing_tenant_roles() if execute else [] -%}
     {%- if roles -%}
     grant usage on schema {{ target.schema }} to {{ roles | join(', ') }}

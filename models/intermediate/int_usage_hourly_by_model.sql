@@ -11,7 +11,7 @@
 #}
 {{
     config(
-        materialized='incremental',
+        materialized=aggregate_materialization(),
         tags=['hourly'],
         incremental_strategy='bucket_replace',
         unique_key=['project_id', 'hour_start'],

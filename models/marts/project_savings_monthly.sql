@@ -2,7 +2,7 @@
 
 {{
     config(
-        materialized='incremental',
+        materialized=aggregate_materialization(),
         tags=['daily'],
         incremental_strategy='bucket_replace',
         unique_key=['project_id', 'month'],

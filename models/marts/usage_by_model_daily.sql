@@ -5,7 +5,7 @@
 
 {{
     config(
-        materialized='incremental',
+        materialized=aggregate_materialization(),
         tags=['daily'],
         incremental_strategy='bucket_replace',
         unique_key=['project_id', 'date'],

@@ -160,6 +160,27 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_spark(args: argparse.Namespace) -> int:
+    from orchestration.spark import transfer
+
+    start = _parse_date(args.start, "--start") if args.start else None
+    end = _parse_date(args.end, "--end") if args.end else None
+    if start and end and start >= end:
+        raise UserError("--start must be before --end (end is exclusive)")
+    with database.connect(database.resolve(), autocommit=True) as pg:
+        if args.spark_command == "export-logs":
+            days = transfer.export_logs(pg, start, end)
+            exported = [d for d in days if d.action == "exported"]
+            print(
+                f"export-logs: {len(exported)} day(s) exported ({sum(d.rows for d in exported):,} rows), "
+                f"{len(days) - len(exported)} already in Spark"
+            )
+        else:
+            copied = transfer.publish(pg, start, end)
+            print(f"publish: {sum(copied.values()):,} rows into {len(copied)} Postgres tables, whole buckets replaced")
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from orchestration.cli.summary import print_summary
 
@@ -315,6 +336,17 @@ def build_parser() -> argparse.ArgumentParser:
     all_.add_argument("--open", action="store_true", help="only alerts not yet resolved")
     all_.add_argument("--limit", type=int, default=50)
     all_.set_defaults(func=cmd_alerts)
+
+    sp = sub.add_parser("spark", help="move data between Postgres and the Spark target (docs/scaling-out.md)")
+    sp_sub = sp.add_subparsers(dest="spark_command", required=True)
+    for name, help_text in (
+        ("export-logs", "copy usage_logs into Spark, a UTC day at a time (days already there are skipped)"),
+        ("publish", "copy the Spark-built aggregates into the Postgres output tables (whole buckets replaced)"),
+    ):
+        command = sp_sub.add_parser(name, help=help_text)
+        command.add_argument("--start", help="first UTC day, YYYY-MM-DD (default: the first there is)")
+        command.add_argument("--end", help="UTC day after the last, YYYY-MM-DD (default: after the last there is)")
+        command.set_defaults(func=cmd_spark)
 
     rp = sub.add_parser("report", help="write a project's savings report (HTML with charts); --email sends it")
     rp.add_argument("project_id")

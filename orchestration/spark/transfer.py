@@ -1,0 +1,203 @@
+"""Rows between Postgres and Spark: `spark export-logs` (usage_logs into Spark, a UTC day at a time,
+resumable) and `spark publish` (the Spark-built aggregates into the Postgres output tables).
+
+Both move rows through this process (psycopg on one side, a local Spark session on the other), a
+day or a table at a time. That suits a migration of months of history on one machine; a lake
+that already holds the logs skips export-logs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from orchestration import settings
+from orchestration.core.errors import UserError
+from orchestration.spark.session import create_usage_logs
+
+LOG_COLUMNS = (
+    "id",
+    "project_id",
+    "created_at",
+    "provider",
+    "model",
+    "tokens_input",
+    "tokens_output",
+    "cost_usd",
+    "potential_cost_usd",
+    "cached",
+    "latency_ms",
+)
+MONEY_COLUMNS = ("cost_usd", "potential_cost_usd")
+# decimal(38,18): at most 20 digits before the point and 18 after it
+SPARK_MONEY_LIMIT = Decimal(10) ** 20
+SPARK_MONEY_STEP = Decimal("1e-18")
+
+# The outputs `publish` copies, with the columns that name one bucket (replaced whole).
+PUBLISHED = {
+    "int_usage_hourly_by_model": ("project_id", "hour_start"),
+    "usage_aggregations_hourly": ("project_id", "hour_start"),
+    "usage_by_model_daily": ("project_id", "date"),
+    "usage_aggregations_daily": ("project_id", "date"),
+    "project_savings_monthly": ("project_id", "month"),
+    "model_cost_counterfactual_monthly": ("project_id", "month"),
+}
+
+
+@dataclass
+class DayExport:
+    day: dt.date | None
+    rows: int
+    action: str  # "exported" or "already there"
+
+
+def _exact_money(value: Decimal | None, column: str, row_id) -> Decimal | None:
+    """The value unchanged if decimal(38,18) holds it exactly; otherwise a UserError (never rounded)."""
+    if value is None:
+        return None
+    with decimal.localcontext() as context:
+        context.prec = 80
+        if not value.is_finite() or abs(value) >= SPARK_MONEY_LIMIT or value.quantize(SPARK_MONEY_STEP) != value:
+            raise UserError(
+                f"usage_logs row {row_id}: {column} = {value} does not fit Spark's decimal(38,18) "
+                "(at most 20 digits before the point and 18 after): nothing of that day was exported; "
+                "correct the row, or keep that history on Postgres"
+            )
+    return value
+
+
+def export_logs(pg, start: dt.date | None, end: dt.date | None, progress: Callable[[str], None] = print) -> list:
+    """Copy usage_logs into the Spark table, replacing each UTC day whose row count differs (resumable)."""
+    from orchestration.spark.session import session
+
+    logs = sql.Identifier(settings.source_schema(), "usage_logs")
+    bounds = sql.SQL("")
+    params: list = []
+    if start:
+        bounds += sql.SQL(" and created_at >= %s")
+        params.append(dt.datetime.combine(start, dt.time(), dt.UTC))
+    if end:
+        bounds += sql.SQL(" and created_at < %s")
+        params.append(dt.datetime.combine(end, dt.time(), dt.UTC))
+    day = sql.SQL("(created_at at time zone 'UTC')::date")
+    query = sql.SQL("select {day}, count(*) from {logs} where true{bounds} group by 1 order by 1 nulls first")
+    days = pg.execute(query.format(day=day, logs=logs, bounds=bounds), params).fetchall()
+    if start or end:
+        days = [(d, n) for d, n in days if d is not None]  # rows without created_at belong to no range
+    done: list[DayExport] = []
+    with session() as spark:
+        table = create_usage_logs(spark)
+        schema = spark.table(table).schema
+        there = {
+            row[0]: row[1] for row in spark.sql(f"select created_date, count(*) from {table} group by 1").collect()
+        }
+        for number, (log_day, count) in enumerate(days, start=1):
+            if there.get(log_day) == count:
+                done.append(DayExport(log_day, count, "already there"))
+                continue
+            where = (
+                sql.SQL("created_at is null") if log_day is None else sql.SQL("created_at >= %s and created_at < %s")
+            )
+            day_params = (
+                []
+                if log_day is None
+                else [
+                    dt.datetime.combine(log_day, dt.time(), dt.UTC),
+                    dt.datetime.combine(log_day + dt.timedelta(days=1), dt.time(), dt.UTC),
+                ]
+            )
+            rows = []
+            with pg.transaction(), pg.cursor(name="export_day") as cur:
+                cur.execute(
+                    sql.SQL("select {} from {} where {}").format(
+                        sql.SQL(", ").join(map(sql.Identifier, LOG_COLUMNS)), logs, where
+                    ),
+                    day_params,
+                )
+                for record in cur:
+                    row = dict(zip(LOG_COLUMNS, record, strict=True))
+                    for column in MONEY_COLUMNS:
+                        row[column] = _exact_money(row[column], column, row["id"])
+                    rows.append(
+                        (
+                            None if row["id"] is None else str(row["id"]),
+                            None if row["project_id"] is None else str(row["project_id"]),
+                            row["created_at"],
+                            *(row[c] for c in LOG_COLUMNS[3:]),
+                            log_day,
+                        )
+                    )
+            frame = spark.createDataFrame(rows, schema)
+            frame.write.insertInto(table, overwrite=True)  # dynamic partition overwrite: this day only
+            done.append(DayExport(log_day, count, "exported"))
+            progress(f"[{number}/{len(days)}] {log_day or 'no created_at'}: {count:,} rows exported")
+    return done
+
+
+def _to_postgres(value, column: str):
+    if isinstance(value, dict):
+        return Jsonb({str(k): v for k, v in value.items()})
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC)  # pyspark gives naive local times
+    if column == "project_id" and value is not None:
+        return uuid.UUID(value)
+    return value
+
+
+def publish(pg, start: dt.date | None, end: dt.date | None, progress: Callable[[str], None] = print) -> dict:
+    """Replace, in the Postgres output tables, every bucket the Spark build has in [start, end)
+    (whole buckets, one transaction per table); buckets Spark does not have stay as they are."""
+    from orchestration.spark.session import session
+
+    schema = settings.analytics_schema()
+    copied: dict[str, int] = {}
+    with session() as spark:
+        for table, bucket in PUBLISHED.items():
+            columns = [
+                r[0]
+                for r in pg.execute(
+                    "select column_name from information_schema.columns where table_schema = %s and table_name = %s"
+                    " order by ordinal_position",
+                    (schema, table),
+                )
+            ]
+            if not columns:
+                raise UserError(f"{schema}.{table} does not exist in Postgres: run `dbt build` there first")
+            time_column = bucket[1]
+            frame = spark.table(f"{schema}.{table}").select(*columns)
+            if start:
+                first = start.replace(day=1) if time_column == "month" else start
+                frame = frame.where(frame[time_column] >= first)
+            if end:
+                frame = frame.where(frame[time_column] < end)
+            rows = [tuple(_to_postgres(row[c], c) for c in columns) for row in frame.toLocalIterator()]
+            target = sql.Identifier(schema, table)
+            column_list = sql.SQL(", ").join(map(sql.Identifier, columns))
+            key = sql.SQL(", ").join(map(sql.Identifier, bucket))
+            with pg.transaction(), pg.cursor() as cur:
+                # the lock every Postgres build of this table takes: a build and a publish never interleave
+                cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"watchllm_analytics.{schema}.{table}",))
+                cur.execute(
+                    sql.SQL("create temporary table published (like {} including defaults) on commit drop").format(
+                        target
+                    )
+                )
+                with cur.copy(sql.SQL("copy published ({}) from stdin").format(column_list)) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                cur.execute(
+                    sql.SQL("delete from {t} where ({k}) in (select distinct {k} from published)").format(
+                        t=target, k=key
+                    )
+                )
+                cur.execute(sql.SQL("insert into {t} ({c}) select {c} from published").format(t=target, c=column_list))
+            copied[table] = len(rows)
+            progress(f"{table}: {len(rows):,} rows published")
+    return copied

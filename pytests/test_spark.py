@@ -1,0 +1,107 @@
+"""The same dbt project on Apache Spark (`dbt build --target spark`, a local session), compared row by
+row with the Postgres build of the same messy logs, then published into Postgres, where
+get_dashboard_stats serves it. Runs with `make test-spark` (it needs `make setup-spark`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from decimal import Decimal
+
+import pytest
+from conftest import REPO, assert_tables_equal, insert_rows, request, table
+
+pytest.importorskip("pyspark", reason="the Spark extras are not installed: run `make setup-spark`")
+pytestmark = pytest.mark.spark
+
+END = "2026-11-20T12:00:00+00:00"
+OUTPUTS = {
+    "int_usage_hourly_by_model": ("project_id", "hour_start", "provider", "model"),
+    "usage_aggregations_hourly": ("project_id", "hour_start"),
+    "usage_by_model_daily": ("project_id", "date", "provider", "model"),
+    "usage_aggregations_daily": ("project_id", "date"),
+    "project_savings_monthly": ("project_id", "month"),
+    "model_cost_counterfactual_monthly": ("project_id", "month", "provider", "model"),
+}
+
+
+def spark_env(spark_dir) -> dict:
+    return {
+        "WATCHLLM_SPARK_DIR": str(spark_dir),
+        "WATCHLLM_SPARK_MASTER": "local[2]",
+        "DBT_TARGET_PATH": str(REPO / "target" / f"pytest-spark-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"),
+    }
+
+
+def boundary_rows() -> list[dict]:
+    """Hand-written rows at the edges: a second before and at UTC midnight, 18-decimal money, odd labels."""
+    project = uuid.UUID(int=77)
+    midnight = dt.datetime(2026, 11, 19, tzinfo=dt.UTC)
+    return [
+        request(project, midnight - dt.timedelta(microseconds=1), cost_usd=Decimal("0.000000000000000001")),
+        request(project, midnight, provider="  OpenAI\t", model="GPT-4o-Mini ", cost_usd=None),
+        request(
+            project, midnight, cached=True, cost_usd=Decimal(0), potential_cost_usd=Decimal("12345678901234567890.5")
+        ),
+        request(project, midnight + dt.timedelta(minutes=1), latency_ms=1, cost_usd=None, potential_cost_usd=None),
+        request(project, midnight + dt.timedelta(minutes=2), latency_ms=600_000),
+    ]
+
+
+@pytest.fixture(scope="module")
+def built(make_db, tmp_path_factory):
+    spark_dir = tmp_path_factory.mktemp("spark")
+    postgres = make_db("wl_test_spark_postgres")
+    published = make_db("wl_test_spark_published")
+    for db in (postgres, published):
+        db.generate(rows=3000, days=3, projects=5, seed=31, end=END)
+        insert_rows(db, boundary_rows())
+        db.build_models()
+    with published.connect() as conn:  # the Postgres tables exist, empty: publish must fill them
+        conn.execute("truncate " + ", ".join(f"analytics.{name}" for name in OUTPUTS))
+    env = spark_env(spark_dir)
+    exported = published.cli("spark", "export-logs", extra_env=env)
+    build = published.cli("dbt", "build", "--target", "spark", extra_env=env, timeout=1200)
+    publish = published.cli("spark", "publish", extra_env=env)
+    return postgres, published, env, exported, build, publish
+
+
+def test_the_spark_build_passes_its_tests_and_equals_the_postgres_build_row_by_row(built):
+    postgres, published, _, exported, build, publish = built
+    assert "day(s) exported" in exported.stdout
+    assert "ERROR=0" in build.stdout and "PASS=" in build.stdout, build.stdout[-3000:]
+    assert "get_dashboard_stats is a Postgres function: skipped on spark" in build.stdout
+    assert "rows into 6 Postgres tables" in publish.stdout
+    for name, keys in OUTPUTS.items():
+        assert_tables_equal(table(published, name, keys), table(postgres, name, keys), f"{name} (Spark vs Postgres)")
+
+
+def test_after_publish_get_dashboard_stats_serves_the_spark_aggregates(built):
+    postgres, published, *_ = built
+    busiest = postgres.query(
+        "select project_id from analytics.usage_aggregations_daily group by 1 order by sum(total_requests) desc limit 1"
+    )[0]["project_id"]
+    for zone in ("UTC", "Asia/Kolkata"):
+        query = "select * from public.get_dashboard_stats(%s, 30, %s)"
+        assert published.query(query, (busiest, zone)) == postgres.query(query, (busiest, zone)), zone
+
+
+def test_export_logs_resumes_and_money_that_does_not_fit_fails_loudly(built, make_db, tmp_path):
+    _, published, env, *_ = built
+    again = published.cli("spark", "export-logs", extra_env=env)
+    assert again.stdout.startswith("export-logs: 0 day(s) exported")
+
+    huge = make_db("wl_test_spark_huge")
+    huge.cli("generate", "--rows", "0", "--allow-external")
+    insert_rows(
+        huge,
+        [
+            request(
+                uuid.UUID(int=5), dt.datetime(2026, 11, 1, tzinfo=dt.UTC), cost_usd=Decimal("123456789012345678901.5")
+            )
+        ],
+    )
+    failed = huge.cli("spark", "export-logs", check=False, extra_env={**env, "WATCHLLM_SPARK_DIR": str(tmp_path)})
+    assert failed.returncode == 2
+    assert "does not fit Spark's decimal(38,18)" in failed.stderr and "123456789012345678901.5" in failed.stderr
