@@ -8,7 +8,7 @@ DEMO_ROWS ?= 300000
 DEMO_DAYS ?= 30
 DEMO_PROJECTS ?= 200
 
-.PHONY: setup system-packages demo test docs ui bench bench-docs lint pricing-seed db-stop clean
+.PHONY: setup system-packages setup-spark demo test test-spark docs ui bench bench-docs lint pricing-seed db-stop clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH: install Python 3.11"; exit 1; }
@@ -48,10 +48,22 @@ demo: setup
 	$(CLI) summary --write-report
 
 ## test: the whole suite (dbt tests and unit tests run inside it, on a real Postgres), one test
-## file per worker process (TEST_WORKERS=1 runs it in one process)
+## file per worker process (TEST_WORKERS=1 runs it in one process); the Spark tests are `make test-spark`
 TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not spark"
+
+## setup-spark: the Spark extras in the same .venv (dbt-spark with a local pyspark) and Java 17
+## (Debian's openjdk-17-jre-headless, installed when missing and root)
+$(VENV)/.installed-spark: $(VENV)/.installed
+	@scripts/system-packages.sh java=openjdk-17-jre-headless
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	touch $@
+setup-spark: setup $(VENV)/.installed-spark
+
+## test-spark: the same project built on a local Spark and compared with the Postgres build (~4 min)
+test-spark: setup-spark
+	WATCHLLM_SPARK_TESTS=required $(BIN)/python -m pytest -m spark
 
 DOCS_PORT ?= 8080
 ## docs: build dbt's documentation site (every model, column, macro, test and exposure; lineage) and

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import Definitions, build_sensor_for_freshness_checks
 
+from orchestration import settings
 from orchestration.defs.assets import daily_dbt_assets, hourly_dbt_assets, unpartitioned_dbt_assets, usage_logs
 from orchestration.defs.checks import (
     cache_hit_rate_drop,
@@ -22,8 +23,24 @@ from orchestration.defs.notifications import (
 from orchestration.defs.resources import dbt_resource
 from orchestration.defs.schedules import daily_job, daily_schedule, hourly_job, hourly_schedule
 
+
+def _spark_assets() -> list:
+    if settings.dbt_target() != "spark":
+        return []
+    from orchestration.defs.spark import spark_published_aggregates
+
+    return [spark_published_aggregates]
+
+
 defs = Definitions(
-    assets=[usage_logs, unpartitioned_dbt_assets, hourly_dbt_assets, daily_dbt_assets, weekly_savings_reports],
+    assets=[
+        usage_logs,
+        unpartitioned_dbt_assets,
+        hourly_dbt_assets,
+        daily_dbt_assets,
+        weekly_savings_reports,
+        *_spark_assets(),
+    ],
     asset_checks=[
         cache_hit_rate_drop,
         daily_matches_raw_rows,

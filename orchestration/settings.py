@@ -76,6 +76,12 @@ def lookback_hours() -> int:
     return int(dbt_vars()["lookback_hours"])
 
 
+def dbt_target() -> str | None:
+    """The profiles.yml target Dagster runs dbt with (WATCHLLM_DBT_TARGET: unset = the Postgres
+    default; `spark` = the Spark target, which also adds the spark_published_aggregates asset)."""
+    return os.environ.get("WATCHLLM_DBT_TARGET") or None
+
+
 def reconcile_days() -> int:
     """Closed days `reconcile` and the Dagster check compare with the raw rows."""
     return _env_int("WATCHLLM_RECONCILE_DAYS", 7)

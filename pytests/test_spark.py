@@ -12,6 +12,8 @@ from decimal import Decimal
 import pytest
 from conftest import REPO, assert_tables_equal, insert_rows, request, table
 
+if os.environ.get("WATCHLLM_SPARK_TESTS") == "required":  # make test-spark: a missing pyspark is a failure
+    import pyspark  # noqa: F401
 pytest.importorskip("pyspark", reason="the Spark extras are not installed: run `make setup-spark`")
 pytestmark = pytest.mark.spark
 
@@ -75,6 +77,29 @@ def test_the_spark_build_passes_its_tests_and_equals_the_postgres_build_row_by_r
     assert "rows into 6 Postgres tables" in publish.stdout
     for name, keys in OUTPUTS.items():
         assert_tables_equal(table(published, name, keys), table(postgres, name, keys), f"{name} (Spark vs Postgres)")
+
+
+def test_a_range_rebuild_on_spark_rebuilds_whole_tables_and_keeps_every_day(built):
+    postgres, published, env, *_ = built
+    published.cli(
+        "dbt",
+        "run",
+        "--target",
+        "spark",
+        "--select",
+        "usage_aggregations_daily",
+        "--vars",
+        '{start: "2026-11-19", end: "2026-11-20"}',
+        extra_env=env,
+        timeout=900,
+    )
+    published.cli("spark", "publish", extra_env=env)
+    keys = OUTPUTS["usage_aggregations_daily"]
+    assert_tables_equal(
+        table(published, "usage_aggregations_daily", keys),
+        table(postgres, "usage_aggregations_daily", keys),
+        "usage_aggregations_daily after a range run on Spark",
+    )
 
 
 def test_after_publish_get_dashboard_stats_serves_the_spark_aggregates(built):

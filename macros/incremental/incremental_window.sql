@@ -33,9 +33,13 @@
     rebuilds, for a model whose own buckets are `grain` ('hour' or 'day') in column `own_column`.
     With `from_pending=true` a scheduled run rebuilds from what its producer marked as replaced
     (macros/incremental/pending_rebuilds.sql), falling back to the lookback window when that is unknown.
+    A model that is not incremental on this engine (Spark: tables rebuilt whole) reads everything.
 #}
 {% macro incremental_time_filter(relation_time_column, own_column, grain, from_pending=false) -%}
-    {%- if is_range_rebuild() -%}
+    {%- if config.get('materialized') != 'incremental' -%}
+        {#- a table rebuilt whole (the Spark target): a range would leave only the range in it -#}
+        true
+    {%- elif is_range_rebuild() -%}
         {%- set start_ts = utc_literal(rebuild_bound('start')) -%}
         {%- set end_ts = utc_literal(rebuild_bound('end')) -%}
         {{ relation_time_column }} >= {{ bucket_floor(start_ts, grain) }}

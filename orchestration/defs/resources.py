@@ -28,5 +28,8 @@ def use_resolved_database() -> None:
 
 def dbt_resource() -> DbtCliResource:
     return DbtCliResource(
-        project_dir=dbt_project, profiles_dir=str(settings.PROJECT_DIR), dbt_executable=dbt_executable()
+        project_dir=dbt_project,
+        profiles_dir=str(settings.PROJECT_DIR),
+        dbt_executable=dbt_executable(),
+        **({"target": settings.dbt_target()} if settings.dbt_target() else {}),
     )
