@@ -8,7 +8,7 @@ DEMO_ROWS ?= 300000
 DEMO_DAYS ?= 30
 DEMO_PROJECTS ?= 200
 
-.PHONY: setup system-packages setup-spark demo test test-spark docs ui bench bench-docs lint pricing-seed db-stop clean
+.PHONY: setup system-packages setup-spark demo test test-spark docs ui bench bench-spark bench-docs lint pricing-seed db-stop clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH: install Python 3.11"; exit 1; }
@@ -76,6 +76,11 @@ docs: setup
 ## bench: the performance benchmark (issue 4), ~20 min at the default 1M/10M rows; writes bench/results/
 bench: setup
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+## bench-spark: the same 1M-row history built on Postgres and on a local Spark (local[1] and local[2]); writes
+## bench/results/spark.*
+bench-spark: setup-spark
+	$(BIN)/python bench/spark.py $(BENCH_SPARK_ARGS)
 
 ## bench-docs: copy the figures of bench/results/latest.json into docs/performance.md
 bench-docs: setup

@@ -1,0 +1,120 @@
+"""`make bench-spark`: the same history built on Postgres and on a local Spark, in one run.
+
+For each size (default 1M rows over 3 days), the same generated logs are built:
+- on Postgres: the full build (`dbt run`, whole process) and a scheduled run after one more hour;
+- on Spark: `spark export-logs`, then `dbt run --target spark` with local[1] and with local[2]
+  (whole processes, Spark's start-up included), and again after the new hour (Spark rebuilds its
+  tables whole: no incremental strategy yet);
+- `spark publish` of everything into Postgres.
+Figures are seconds of wall time and ratios within the run. Writes bench/results/spark.json and .md.
+Local Spark on 2 cores is not expected to beat Postgres: the point is how its time scales with cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg  # noqa: E402
+from psycopg import sql  # noqa: E402
+
+from orchestration import settings  # noqa: E402
+from orchestration.core import database  # noqa: E402
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS = BENCH_DIR / "results"
+
+
+def log(message: str) -> None:
+    print(f"[{dt.datetime.now():%H:%M:%S}] {message}", flush=True)
+
+
+def fresh_database(server: database.Connection, name: str) -> dict[str, str]:
+    admin = {**server.env, "PGDATABASE": "postgres"}
+    with psycopg.connect(**database._kwargs(admin), autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    return {**server.env, "PGDATABASE": name}
+
+
+def timed(args: list[str], env: dict) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", *args],
+        cwd=settings.PROJECT_DIR,
+        env={**os.environ, **env},
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - started
+
+
+def run_size(server, rows: int, days: int, projects: int) -> dict:
+    name = f"wl_bench_spark_{rows}_{days}d"
+    env = {**fresh_database(server, name), "DBT_TARGET_PATH": str(BENCH_DIR / ".dbt" / "spark-target")}
+    end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=2)
+    log(f"{rows:,} rows over {days} days: generating")
+    timed(["generate", "--rows", str(rows), "--days", str(days), "--projects", str(projects), "--seed", "1",
+           "--end", end.isoformat(), "--allow-external"], env)
+    out: dict = {"rows": rows, "days": days}
+    log("Postgres: full build")
+    out["postgres_full_build_s"] = timed(["dbt", "run", "--quiet"], env)
+    spark_dir = BENCH_DIR / ".dbt" / f"spark-{rows}"
+    for cores in (1, 2):
+        shutil.rmtree(spark_dir, ignore_errors=True)
+        spark_env = {**env, "WATCHLLM_SPARK_DIR": str(spark_dir), "WATCHLLM_SPARK_MASTER": f"local[{cores}]"}
+        log(f"Spark local[{cores}]: export-logs")
+        out[f"spark_export_logs_local{cores}_s"] = timed(["spark", "export-logs"], spark_env)
+        log(f"Spark local[{cores}]: full build")
+        out[f"spark_full_build_local{cores}_s"] = timed(["dbt", "run", "--target", "spark", "--quiet"], spark_env)
+    log("one more hour of traffic")
+    timed(["generate", "--rows", str(max(1, rows // (days * 24))), "--days", str(1 / 24), "--projects", str(projects),
+           "--seed", "2", "--end", (end + dt.timedelta(hours=1)).isoformat(), "--allow-external"], env)
+    out["postgres_incremental_s"] = timed(["dbt", "run", "--quiet"], env)
+    out["spark_incremental_export_s"] = timed(["spark", "export-logs"], spark_env)
+    out["spark_incremental_build_local2_s"] = timed(["dbt", "run", "--target", "spark", "--quiet"], spark_env)
+    log("publish into Postgres")
+    out["spark_publish_s"] = timed(["spark", "publish"], spark_env)
+    out["spark_full_build_vs_postgres"] = out["spark_full_build_local2_s"] / out["postgres_full_build_s"]
+    out["spark_local1_vs_local2"] = out["spark_full_build_local1_s"] / out["spark_full_build_local2_s"]
+    return out
+
+
+def markdown(results: list[dict]) -> str:
+    keys = [k for k in results[0] if k not in ("rows", "days")]
+    lines = ["| figure | " + " | ".join(f"{r['rows']:,} rows, {r['days']} days" for r in results) + " |",
+             "|---|" + "---:|" * len(results)]
+    lines += [f"| {k} | " + " | ".join(f"{r[k]:,.2f}" for r in results) + " |" for k in keys]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000000:3", help="ROWS:DAYS,... (default 1000000:3)")
+    parser.add_argument("--projects", type=int, default=1000)
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+    server = database.start_embedded()
+    results = [run_size(server, int(rows), int(days), args.projects)
+               for rows, days in (part.split(":") for part in args.sizes.split(","))]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {"machine": {"cores": os.cpu_count(), "platform": platform.platform()}, "sizes": results}
+    (out / "spark.json").write_text(json.dumps(summary, indent=2))
+    (out / "spark.md").write_text(markdown(results))
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
