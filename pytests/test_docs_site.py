@@ -46,7 +46,11 @@ def docs(make_db):
         yield manifest, catalog, url
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # a server still finishing a request: stop it for good
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=15)
 
 
 def _free_port() -> int:
