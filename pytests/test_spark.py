@@ -5,6 +5,7 @@ get_dashboard_stats serves it. Runs with `make test-spark` (it needs `make setup
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import uuid
 from decimal import Decimal
@@ -130,3 +131,59 @@ def test_export_logs_resumes_and_money_that_does_not_fit_fails_loudly(built, mak
     failed = huge.cli("spark", "export-logs", check=False, extra_env={**env, "WATCHLLM_SPARK_DIR": str(tmp_path)})
     assert failed.returncode == 2
     assert "does not fit Spark's decimal(38,18)" in failed.stderr and "123456789012345678901.5" in failed.stderr
+
+
+# The engine-specific macros, on both engines, with the session in a +05:45 zone: the same answers.
+PORTABLE_SQL = """
+select
+    cast({{ utc_hour("cast('2026-11-01 13:47:10Z' as timestamp)" if target.type == 'spark'
+                     else "timestamptz '2026-11-01 13:47:10+00'") }} as {{ dbt.type_string() }}) as hour_text,
+    {{ utc_date("cast('2026-11-01 20:47:00Z' as timestamp)" if target.type == 'spark'
+                else "timestamptz '2026-11-01 20:47:00+00'") }} as late_evening_date,
+    {{ utc_midnight("cast('2026-11-01' as date)") }} = {{ utc_literal('2026-11-01') }} as midnight_is_literal,
+    {{ trim_whitespace("'\\t  OpenAI \\n'" if target.type == 'spark' else "E'\\t  OpenAI \\n'") }} as trimmed,
+    {{ regex_matches("'FT:GPT-4o-2024-08-06:acme'", "'^ft:gpt-4o-2024-08-06:'") }} as pattern_matches,
+    {{ regex_matches("'x1'", "concat('^', chr(92), 'D', chr(92), 'd$')") }} as class_matches,
+    {{ percent_of('1', '3') }} as one_third_pct,
+    {{ add_days("cast('2026-02-27' as date)", 2) }} as two_days_later,
+    {{ days_between("cast('2026-02-27' as date)", "cast('2026-03-01' as date)") }} as days_apart
+"""
+
+
+def _show(db, extra_env: dict, *target: str) -> dict:
+    result = db.cli(
+        "dbt",
+        "show",
+        *target,
+        "--inline",
+        PORTABLE_SQL,
+        "--output",
+        "json",
+        "--log-format",
+        "json",
+        extra_env=extra_env,
+        timeout=600,
+    )
+    for line in result.stdout.splitlines():
+        event = json.loads(line)
+        if event.get("data", {}).get("preview"):
+            [row] = json.loads(event["data"]["preview"])
+            return {key.lower(): value for key, value in row.items()}
+    raise AssertionError(result.stdout[-2000:])
+
+
+def test_the_engine_specific_macros_agree_on_both_engines_whatever_the_session_time_zone(built):
+    postgres, _, env, *_ = built
+    spark = _show(postgres, {**env, "WATCHLLM_SPARK_SESSION_TIME_ZONE": "Asia/Kathmandu"}, "--target", "spark")
+    pg = _show(postgres, {"PGTZ": "Asia/Kathmandu"})
+    assert spark["late_evening_date"] == pg["late_evening_date"] == "2026-11-01"  # 02:32 on Nov 2 in Kathmandu
+    assert spark["midnight_is_literal"] is True and pg["midnight_is_literal"] is True
+    assert spark["trimmed"] == pg["trimmed"] == "OpenAI"
+    assert spark["pattern_matches"] is True and pg["pattern_matches"] is True
+    assert spark["class_matches"] is True and pg["class_matches"] is True  # ^\\D\\d$: no lower-casing to \\d
+    assert float(spark["one_third_pct"]) == float(pg["one_third_pct"]) == 33.33
+    assert spark["two_days_later"] == pg["two_days_later"] == "2026-03-01"
+    assert spark["days_apart"] == pg["days_apart"] == 2
+    # the hour as text is in each session's zone: both are 13:00 UTC
+    assert "13:00:00" in pg["hour_text"] or "18:45:00" in pg["hour_text"], pg["hour_text"]
+    assert "18:45:00" in spark["hour_text"], spark["hour_text"]  # 13:00 UTC shown at +05:45
