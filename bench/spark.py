@@ -26,8 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
+from run import fresh_database  # noqa: E402  (bench/run.py: this script's directory is on sys.path)
 
 from orchestration import settings  # noqa: E402
 from orchestration.core import database  # noqa: E402
@@ -38,14 +37,6 @@ RESULTS = BENCH_DIR / "results"
 
 def log(message: str) -> None:
     print(f"[{dt.datetime.now():%H:%M:%S}] {message}", flush=True)
-
-
-def fresh_database(server: database.Connection, name: str) -> dict[str, str]:
-    admin = {**server.env, "PGDATABASE": "postgres"}
-    with psycopg.connect(**database._kwargs(admin), autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    return {**server.env, "PGDATABASE": name}
 
 
 # models and the seed, without tests (the tests are the same work on both engines and not what is compared)

@@ -318,3 +318,20 @@ def test_the_weekly_schedule_runs_on_mondays_at_six_utc_for_the_week_that_ended(
     context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 11, 30, 6, tzinfo=UTC))
     [run_request] = schedule.evaluate_tick(context).run_requests
     assert run_request.partition_key == "2026-11-23"  # the ISO week 2026-W48, Monday to Sunday
+
+
+def test_unknown_money_stays_unknown_in_the_totals():
+    from orchestration.core.reports import Totals
+
+    def day(cost):
+        return {
+            "total_requests": 2,
+            "cached_requests": 1,
+            "total_cost_usd": cost,
+            "total_potential_cost_usd": cost,
+            "total_savings_usd": cost,
+        }
+
+    assert Totals.of([day(None), day(Decimal("1.25"))]).cost == Decimal("1.25")  # the known days' sum
+    assert Totals.of([day(None), day(None)]).cost is None  # only unpriced traffic: unknown, not $0
+    assert Totals.of([]).cost == 0  # no traffic: $0

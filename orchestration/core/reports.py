@@ -89,9 +89,9 @@ def last_days(today: dt.date, days: int) -> Period:
 class Totals:
     requests: int = 0
     cached: int = 0
-    cost: Decimal = Decimal(0)
-    potential: Decimal = Decimal(0)
-    savings: Decimal = Decimal(0)
+    cost: Decimal | None = Decimal(0)  # None: every day's figure is unknown (unpriced traffic only)
+    potential: Decimal | None = Decimal(0)
+    savings: Decimal | None = Decimal(0)
 
     @property
     def hit_rate(self) -> Decimal | None:
@@ -102,10 +102,18 @@ class Totals:
         return cls(
             requests=sum(d["total_requests"] for d in days),
             cached=sum(d["cached_requests"] for d in days),
-            cost=sum((d["total_cost_usd"] or Decimal(0) for d in days), Decimal(0)),
-            potential=sum((d["total_potential_cost_usd"] or Decimal(0) for d in days), Decimal(0)),
-            savings=sum((d["total_savings_usd"] or Decimal(0) for d in days), Decimal(0)),
+            cost=_known_sum(d["total_cost_usd"] for d in days),
+            potential=_known_sum(d["total_potential_cost_usd"] for d in days),
+            savings=_known_sum(d["total_savings_usd"] for d in days),
         )
+
+
+def _known_sum(values) -> Decimal | None:
+    """The sum of the known values; None (unknown, never $0) when there are values and none is known.
+    A day without traffic is 0 in get_dashboard_stats, so a period without traffic sums to 0."""
+    values = list(values)
+    known = [v for v in values if v is not None]
+    return sum(known, Decimal(0)) if known or not values else None
 
 
 @dataclass
