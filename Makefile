@@ -54,9 +54,9 @@ test: setup
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not spark"
 
 ## setup-spark: the Spark extras in the same .venv (dbt-spark with a local pyspark) and Java 17
-## (Debian's openjdk-17-jre-headless, installed when missing and root)
+## with the Postgres JDBC driver (Debian's openjdk-17-jre-headless and libpostgresql-jdbc-java, installed when missing and root)
 $(VENV)/.installed-spark: $(VENV)/.installed
-	@scripts/system-packages.sh java=openjdk-17-jre-headless
+	@scripts/system-packages.sh java=openjdk-17-jre-headless /usr/share/java/postgresql.jar=libpostgresql-jdbc-java
 	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
 	touch $@
 setup-spark: setup $(VENV)/.installed-spark
@@ -77,7 +77,7 @@ docs: setup
 bench: setup
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-## bench-spark: the same 1M-row history built on Postgres and on a local Spark (local[1] and local[2]); writes
+## bench-spark: the same 1M- and 10M-row histories built on Postgres and on a local Spark (local[1] and local[2]); writes
 ## bench/results/spark.*
 bench-spark: setup-spark
 	$(BIN)/python bench/spark.py $(BENCH_SPARK_ARGS)

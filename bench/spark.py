@@ -1,11 +1,13 @@
 """`make bench-spark`: the same history built on Postgres and on a local Spark, in one run.
 
-For each size (default 1M rows over 3 days), the same generated logs are built:
+For each size (default 1M rows over 3 days and 10M over 30 days, 1000 projects), the same
+generated logs are built:
 - on Postgres: the full build (`dbt build` of the seed and models, whole process) and a scheduled
   run after one more hour;
-- on Spark: `spark export-logs`, then the same build with `--target spark`, local[1] and local[2]
-  (whole processes, Spark's start-up included), and again after the new hour (Spark rebuilds its
-  tables whole: no incremental strategy yet);
+- on Spark: `spark export-logs` once, then the same full build with `--target spark` on local[1]
+  and on local[2] (whole processes, Spark's start-up included; the aggregates are dropped between
+  the two), and the scheduled run after the new hour (the new hour's day exported, then the
+  incremental build: it overwrites only the partitions of its window);
 - `spark publish` of everything into Postgres.
 Figures are seconds of wall time and ratios within the run. Writes bench/results/spark.json and .md.
 Local Spark on 2 cores is not expected to beat Postgres: the point is how its time scales with cores.
@@ -66,24 +68,42 @@ def run_size(server, rows: int, days: int, projects: int) -> dict:
     log("Postgres: full build")
     out["postgres_full_build_s"] = timed(["dbt", *BUILD], env)
     spark_dir = BENCH_DIR / ".dbt" / f"spark-{rows}"
+    shutil.rmtree(spark_dir, ignore_errors=True)
+    spark_env = {**env, "WATCHLLM_SPARK_DIR": str(spark_dir), "WATCHLLM_SPARK_MASTER": "local[2]"}
+    log("Spark: export-logs")
+    out["spark_export_logs_s"] = timed(["spark", "export-logs"], spark_env)
     for cores in (1, 2):
-        shutil.rmtree(spark_dir, ignore_errors=True)
-        spark_env = {**env, "WATCHLLM_SPARK_DIR": str(spark_dir), "WATCHLLM_SPARK_MASTER": f"local[{cores}]"}
-        log(f"Spark local[{cores}]: export-logs")
-        out[f"spark_export_logs_local{cores}_s"] = timed(["spark", "export-logs"], spark_env)
+        spark_env["WATCHLLM_SPARK_MASTER"] = f"local[{cores}]"
+        if cores == 2:
+            drop_spark_aggregates(spark_env)
         log(f"Spark local[{cores}]: full build")
         out[f"spark_full_build_local{cores}_s"] = timed(["dbt", *BUILD, "--target", "spark"], spark_env)
     log("one more hour of traffic")
+    new_hour = end + dt.timedelta(hours=1)
     timed(["generate", "--rows", str(max(1, rows // (days * 24))), "--days", str(1 / 24), "--projects", str(projects),
-           "--seed", "2", "--end", (end + dt.timedelta(hours=1)).isoformat(), "--allow-external"], env)
+           "--seed", "2", "--end", new_hour.isoformat(), "--allow-external"], env)
     out["postgres_incremental_s"] = timed(["dbt", *BUILD], env)
-    out["spark_incremental_export_s"] = timed(["spark", "export-logs"], spark_env)
+    first_new_day = (new_hour - dt.timedelta(hours=1)).date().isoformat()
+    out["spark_incremental_export_s"] = timed(["spark", "export-logs", "--start", first_new_day], spark_env)
+    log("Spark local[2]: scheduled (incremental) build")
     out["spark_incremental_build_local2_s"] = timed(["dbt", *BUILD, "--target", "spark"], spark_env)
     log("publish into Postgres")
     out["spark_publish_s"] = timed(["spark", "publish"], spark_env)
     out["spark_full_build_vs_postgres"] = out["spark_full_build_local2_s"] / out["postgres_full_build_s"]
     out["spark_local1_vs_local2"] = out["spark_full_build_local1_s"] / out["spark_full_build_local2_s"]
+    out["spark_incremental_vs_full"] = out["spark_incremental_build_local2_s"] / out["spark_full_build_local2_s"]
     return out
+
+
+def drop_spark_aggregates(spark_env: dict) -> None:
+    """Drop what a Spark build made (the analytics database), keeping the exported usage_logs."""
+    program = (
+        "from orchestration.spark.session import session\n"
+        "with session() as spark:\n"
+        "    spark.sql('drop database if exists analytics cascade')\n"
+    )
+    subprocess.run([sys.executable, "-c", program], cwd=settings.PROJECT_DIR, env={**os.environ, **spark_env},
+                   check=True, stdout=subprocess.DEVNULL)
 
 
 def markdown(results: list[dict]) -> str:
@@ -96,7 +116,7 @@ def markdown(results: list[dict]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000000:3", help="ROWS:DAYS,... (default 1000000:3)")
+    parser.add_argument("--sizes", default="1000000:3,10000000:30", help="ROWS:DAYS,... (default: both)")
     parser.add_argument("--projects", type=int, default=1000)
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()

@@ -4,14 +4,18 @@ get_dashboard_stats serves it. Runs with `make test-spark` (it needs `make setup
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import os
+import subprocess
+import sys
 import uuid
 from decimal import Decimal
 
 import pytest
-from conftest import REPO, assert_tables_equal, insert_rows, request, table
+from conftest import GRAINS, REPO, SEED, assert_tables_equal, insert_rows, raw_rows, request, table
+from reference import compute, load_prices
 
 if os.environ.get("WATCHLLM_SPARK_TESTS") == "required":  # make test-spark: a missing pyspark is a failure
     import pyspark  # noqa: F401
@@ -67,6 +71,7 @@ def built(make_db, tmp_path_factory):
     exported = published.cli("spark", "export-logs", extra_env=env)
     build = published.cli("dbt", "build", "--target", "spark", extra_env=env, timeout=1200)
     publish = published.cli("spark", "publish", extra_env=env)
+    PRICES[published.env["PGDATABASE"]] = SEED
     return postgres, published, env, exported, build, publish
 
 
@@ -76,12 +81,27 @@ def test_the_spark_build_passes_its_tests_and_equals_the_postgres_build_row_by_r
     assert "ERROR=0" in build.stdout and "PASS=" in build.stdout, build.stdout[-3000:]
     assert "get_dashboard_stats is a Postgres function: skipped on spark" in build.stdout
     assert "rows into 6 Postgres tables" in publish.stdout
-    for name, keys in OUTPUTS.items():
-        assert_tables_equal(table(published, name, keys), table(postgres, name, keys), f"{name} (Spark vs Postgres)")
+    assert_all_equal(postgres, published, "the first build")
 
 
-def test_a_range_rebuild_on_spark_rebuilds_whole_tables_and_keeps_every_day(built):
+def partition_files(env: dict, name: str) -> dict[str, frozenset]:
+    """The data files of each partition of a Spark table (name and modification time): a partition
+    that a run overwrites gets new files, one it leaves alone keeps its old ones."""
+    root = REPO / env["WATCHLLM_SPARK_DIR"] / "warehouse" / "analytics.db" / name
+    assert root.is_dir(), root
+    return {
+        part.name: frozenset(
+            (f.name, f.stat().st_mtime_ns) for f in part.iterdir() if not f.name.startswith((".", "_"))
+        )
+        for part in root.iterdir()
+        if part.is_dir() and "=" in part.name
+    }
+
+
+def test_a_range_rebuild_on_spark_replaces_only_the_days_of_its_range(built):
     postgres, published, env, *_ = built
+    before = partition_files(env, "usage_aggregations_daily")
+    assert {"date=2026-11-18", "date=2026-11-19", "date=2026-11-20"} <= set(before), sorted(before)
     published.cli(
         "dbt",
         "run",
@@ -101,6 +121,8 @@ def test_a_range_rebuild_on_spark_rebuilds_whole_tables_and_keeps_every_day(buil
         table(postgres, "usage_aggregations_daily", keys),
         "usage_aggregations_daily after a range run on Spark",
     )
+    after = partition_files(env, "usage_aggregations_daily")
+    assert {day for day in before if after.get(day) != before[day]} == {"date=2026-11-19"}
 
 
 def test_after_publish_get_dashboard_stats_serves_the_spark_aggregates(built):
@@ -131,6 +153,135 @@ def test_export_logs_resumes_and_money_that_does_not_fit_fails_loudly(built, mak
     failed = huge.cli("spark", "export-logs", check=False, extra_env={**env, "WATCHLLM_SPARK_DIR": str(tmp_path)})
     assert failed.returncode == 2
     assert "does not fit Spark's decimal(38,18)" in failed.stderr and "123456789012345678901.5" in failed.stderr
+
+
+def spark_sql(env: dict, code: str) -> None:
+    """Python `code` run with `spark`, a local session on the test's warehouse, in its own process
+    (the Derby metastore admits one process at a time)."""
+    program = "from orchestration.spark.session import session\nwith session() as spark:\n" + "".join(
+        f"    {line}\n" for line in code.strip().splitlines()
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def assert_all_equal(postgres, published, what: str) -> None:
+    """Every published output equals the Postgres build, and the contract tables equal the reference."""
+    for name, keys in OUTPUTS.items():
+        assert_tables_equal(table(published, name, keys), table(postgres, name, keys), f"{name} ({what})")
+    reference = compute(raw_rows(postgres), load_prices(PRICES[published.env["PGDATABASE"]]), postgres.now())
+    for name, (keys, attribute) in GRAINS.items():
+        assert_tables_equal(
+            table(published, name, keys), getattr(reference, attribute), f"{name} vs reference ({what})"
+        )
+
+
+PRICES: dict[str, object] = {}  # each published database's price list (the seed until a test edits it)
+
+
+def late_and_new_rows() -> list[dict]:
+    """Rows that arrive after the first build: late ones inside the 3-hour lookback, and a new hour."""
+    end = dt.datetime.fromisoformat(END)
+    project, other = uuid.UUID(int=77), uuid.UUID(int=78)
+    return [
+        request(project, end - dt.timedelta(hours=2, minutes=30), cost_usd=Decimal("1.000000000000000001")),
+        request(project, end - dt.timedelta(minutes=1), cached=True, cost_usd=Decimal(0), latency_ms=3),
+        request(other, end - dt.timedelta(hours=1), model="gpt-4o", latency_ms=12_000),
+        request(project, end + dt.timedelta(minutes=20)),
+        request(other, end + dt.timedelta(minutes=59, seconds=59, microseconds=999_999), cost_usd=None),
+    ]
+
+
+def test_incremental_runs_on_spark_replace_only_their_days_and_keep_days_whose_raw_rows_are_gone(built):
+    postgres, published, env, *_ = built
+    # Retention on Spark: the raw partition of the first day is dropped. Postgres keeps its raw rows.
+    first_day = min(d for (_, d) in table(postgres, "usage_aggregations_daily", ("project_id", "date")))
+    spark_sql(
+        env,
+        f"spark.sql(\"alter table public.usage_logs drop partition (created_date = date'{first_day}')\")",
+    )
+    hourly_before = partition_files(env, "int_usage_hourly_by_model")
+    late = late_and_new_rows()
+    for db in (postgres, published):
+        insert_rows(db, late)
+    postgres.dbt("run")
+    exported = published.cli("spark", "export-logs", "--start", END[:10], extra_env=env)
+    assert "export-logs: 1 day(s) exported" in exported.stdout, exported.stdout
+    run = published.cli("dbt", "build", "--target", "spark", extra_env=env, timeout=1200)
+    assert "ERROR=0" in run.stdout, run.stdout[-3000:]
+    published.cli("spark", "publish", extra_env=env)
+    # the scheduled run replaced the window's day (late rows and the new hour) and nothing before it
+    hourly_after = partition_files(env, "int_usage_hourly_by_model")
+    assert {day for day in hourly_after if hourly_after[day] != hourly_before.get(day)} == {"partition_date=2026-11-20"}
+    # the dropped day was outside the window: its aggregates are still there, equal to Postgres'
+    assert_all_equal(postgres, published, "after late rows and a new hour")
+
+    # A range rebuild over every day, the dropped one included, never overwrites that day.
+    rebuilt = published.cli(
+        "rebuild", "--start", str(first_day), "--end", "2026-11-21", "--target", "spark", extra_env=env, timeout=1200
+    )
+    published.cli("spark", "publish", extra_env=env)
+    assert rebuilt.returncode == 0
+    hourly_rebuilt = partition_files(env, "int_usage_hourly_by_model")
+    assert hourly_rebuilt[f"partition_date={first_day}"] == hourly_before[f"partition_date={first_day}"]
+    assert all(hourly_rebuilt[day] != hourly_after[day] for day in hourly_after if day != f"partition_date={first_day}")
+    assert_all_equal(postgres, published, "after a range rebuild reaching the day without raw rows")
+
+
+def test_a_price_change_followed_by_a_range_rebuild_reprices_the_same_rows_on_spark(built, tmp_path):
+    postgres, published, env, *_ = built
+    before = table(published, "usage_by_model_daily", OUTPUTS["usage_by_model_daily"])
+    change_day = dt.date(2026, 11, 19)
+    with SEED.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields, rows = reader.fieldnames, list(reader)
+    edited = []
+    for row in rows:
+        if row["provider"] == "openai" and row["model"] == "gpt-4o-mini" and not row["valid_to"]:
+            edited.append({**row, "valid_to": change_day.isoformat()})
+            tripled = {c: str(Decimal(row[c]) * 3) for c in ("input_usd_per_1m", "output_usd_per_1m")}
+            edited.append({**row, "valid_from": change_day.isoformat(), **tripled})
+        else:
+            edited.append(row)
+    new_seed = tmp_path / "model_pricing.csv"
+    with new_seed.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(edited)
+    with postgres.connect() as conn, conn.cursor() as cur:
+        cur.execute("truncate analytics.model_pricing")
+        with cur.copy(
+            f"copy analytics.model_pricing ({', '.join(fields)}) from stdin with (format csv, header)"
+        ) as copy:
+            copy.write(new_seed.read_bytes())
+    # the Spark seed table reloaded from the same file, with the types `dbt seed` gives it
+    spark_sql(
+        env,
+        f"""
+target = spark.table("analytics.model_pricing")
+edited = spark.read.option("header", True).csv("{new_seed}")
+typed = edited.select(*[edited[f.name].cast(f.dataType) for f in target.schema])
+typed.write.insertInto("analytics.model_pricing", overwrite=True)
+""",
+    )
+    PRICES[published.env["PGDATABASE"]] = new_seed
+    postgres.cli("rebuild", "--start", str(change_day), "--end", "2026-11-21")
+    published.cli(
+        "rebuild", "--start", str(change_day), "--end", "2026-11-21", "--target", "spark", extra_env=env, timeout=1200
+    )
+    published.cli("spark", "publish", "--start", str(change_day), extra_env=env)
+    assert_all_equal(postgres, published, "after a price change and a range rebuild")
+    after = table(published, "usage_by_model_daily", OUTPUTS["usage_by_model_daily"])
+    moved = {key for key, row in after.items() if row != before.get(key)}
+    assert moved, "the price change re-priced nothing: the test data has no list-priced gpt-4o-mini rows"
+    assert all(key[3] == "gpt-4o-mini" and key[1] >= change_day for key in moved), sorted(moved, key=str)[:5]
 
 
 # The engine-specific macros, on both engines, with the session in a +05:45 zone: the same answers.
@@ -187,3 +338,100 @@ def test_the_engine_specific_macros_agree_on_both_engines_whatever_the_session_t
     # the hour as text is in each session's zone: both are 13:00 UTC
     assert "13:00:00" in pg["hour_text"] or "18:45:00" in pg["hour_text"], pg["hour_text"]
     assert "18:45:00" in spark["hour_text"], spark["hour_text"]  # 13:00 UTC shown at +05:45
+
+
+# The sketch and map macros on both engines: built per group, exploded, merged, ranked.
+SKETCH_LATENCIES = {
+    "spread": [1, 50, 100, 101, 250, 1000, 12_000, 600_000],
+    "outlier": [5] * 10 + [100_000],
+    "unknown": [None, None],
+}
+SKETCH_SQL = (
+    "with latencies as (\n"
+    + "\n    union all\n".join(
+        f"    select '{group}' as grp, cast({'null' if v is None else v} as integer) as latency_ms"
+        for group, values in SKETCH_LATENCIES.items()
+        for v in values
+    )
+    + """
+),
+keyed as (
+    select grp, {{ latency_sketch_key('latency_ms') }} as sketch_key, count(*) as sketch_count
+    from latencies
+    group by grp, {{ latency_sketch_key('latency_ms') }}
+),
+sketched as (
+    select grp, {{ sketch_from_counts('sketch_key', 'sketch_count') }} as latency_sketch
+    from keyed
+    group by grp
+),
+{{ merge_latency_sketches('sketched', ['grp'], 'merged') }}
+key_counts as (
+    select grp, count(*) as sketch_keys, sum(sketch_count) as known_latencies
+    from merged_sketch_entries
+    group by grp
+),
+weekdays as (
+    select count(distinct {{ weekday(add_days("cast('2026-11-02' as date)", 'step')) }}) as distinct_weekdays
+    from (select 0 as step union all select 1 union all select 2 union all select 3 union all select 4
+          union all select 5 union all select 6 union all select 7) as steps
+)
+select
+    sketches.grp,
+    cast(sketches.latency_p50_ms as {{ dbt.type_string() }}) as p50,
+    cast(sketches.latency_p95_ms as {{ dbt.type_string() }}) as p95,
+    cast(sketches.latency_p99_ms as {{ dbt.type_string() }}) as p99,
+    key_counts.sketch_keys,
+    key_counts.known_latencies,
+    (select distinct_weekdays from weekdays) as distinct_weekdays,
+    cast({{ usd_for_tokens('cast(1000000001 as bigint)', "cast('0.000000000001' as " ~ money_type() ~ ")") }}
+        as {{ dbt.type_string() }}) as tiny_cost
+from merged_sketches as sketches
+inner join key_counts on sketches.grp = key_counts.grp
+order by sketches.grp
+"""
+)
+
+
+def _show_rows(db, sql: str, extra_env: dict, *target: str) -> list[dict]:
+    result = db.cli(
+        "dbt",
+        "show",
+        *target,
+        "--inline",
+        sql,
+        "--output",
+        "json",
+        "--log-format",
+        "json",
+        "--limit",
+        "50",
+        extra_env=extra_env,
+        timeout=600,
+    )
+    for line in result.stdout.splitlines():
+        event = json.loads(line)
+        if event.get("data", {}).get("preview"):
+            return [{key.lower(): value for key, value in row.items()} for row in json.loads(event["data"]["preview"])]
+    raise AssertionError(result.stdout[-2000:])
+
+
+def test_the_latency_sketch_and_map_macros_give_the_same_answers_on_both_engines(built):
+    from reference import within_sketch_bound
+
+    postgres, _, env, *_ = built
+    spark = _show_rows(postgres, SKETCH_SQL, env, "--target", "spark")
+    pg = _show_rows(postgres, SKETCH_SQL, {})
+    assert [row["grp"] for row in pg] == ["outlier", "spread"]  # all-NULL latencies: no sketch
+    for spark_row, pg_row in zip(spark, pg, strict=True):
+        assert spark_row["grp"] == pg_row["grp"]
+        for column in ("p50", "p95", "p99"):
+            assert Decimal(spark_row[column]) == Decimal(pg_row[column]), (pg_row["grp"], column)
+        assert spark_row["sketch_keys"] == pg_row["sketch_keys"]
+        assert spark_row["known_latencies"] == pg_row["known_latencies"] == len(SKETCH_LATENCIES[pg_row["grp"]])
+        ordered = sorted(SKETCH_LATENCIES[pg_row["grp"]])
+        for column, p in (("p50", 50), ("p95", 95), ("p99", 99)):
+            exact = ordered[max(1, -(-p * len(ordered) // 100)) - 1]
+            assert within_sketch_bound(Decimal(pg_row[column]), exact), (pg_row["grp"], column, pg_row[column], exact)
+        assert spark_row["distinct_weekdays"] == pg_row["distinct_weekdays"] == 7
+        assert Decimal(spark_row["tiny_cost"]) == Decimal(pg_row["tiny_cost"]) == Decimal("0.000000001000000001")

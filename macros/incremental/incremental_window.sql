@@ -30,41 +30,62 @@
 
 {#
     SQL predicate selecting the rows of `relation_time_column` (a timestamptz) that this run
-    rebuilds, for a model whose own buckets are `grain` ('hour' or 'day') in column `own_column`.
-    With `from_pending=true` a scheduled run rebuilds from what its producer marked as replaced
-    (macros/incremental/pending_rebuilds.sql), falling back to the lookback window when that is unknown.
-    A model that is not incremental on this engine (Spark: tables rebuilt whole) reads everything.
+    rebuilds, for a model whose own buckets are `grain` ('hour', 'day' or 'month') in column
+    `own_column`. The window is widened to whole units of replace_grain(grain): the bucket on
+    Postgres, the UTC-date partition on Spark. With `from_pending=true` a scheduled run on Postgres
+    rebuilds from what its producer marked as replaced (macros/incremental/pending_rebuilds.sql),
+    falling back to the lookback window when that is unknown. A model that is not incremental on
+    this engine (a table rebuilt whole) reads everything.
 #}
 {% macro incremental_time_filter(relation_time_column, own_column, grain, from_pending=false) -%}
+    {%- set unit = replace_grain(grain) -%}
     {%- if config.get('materialized') != 'incremental' -%}
-        {#- a table rebuilt whole (the Spark target): a range would leave only the range in it -#}
+        {#- a table rebuilt whole: a range would leave only the range in it -#}
         true
     {%- elif is_range_rebuild() -%}
         {%- set start_ts = utc_literal(rebuild_bound('start')) -%}
         {%- set end_ts = utc_literal(rebuild_bound('end')) -%}
-        {{ relation_time_column }} >= {{ bucket_floor(start_ts, grain) }}
-        and {{ relation_time_column }} < {{ bucket_ceil(end_ts, grain) }}
-    {%- elif is_incremental() and from_pending -%}
-        {{ relation_time_column }} >= coalesce({{ pending_window_start(grain) }}, {{ window_start(own_column, grain) }})
+        {{ relation_time_column }} >= {{ bucket_floor(start_ts, unit) }}
+        and {{ relation_time_column }} < {{ bucket_ceil(end_ts, unit) }}
+    {%- elif is_incremental() and from_pending and uses_pending_rebuilds() -%}
+        {{ relation_time_column }} >= coalesce({{ pending_window_start(unit) }}, {{ window_start(own_column, grain, unit) }})
     {%- elif is_incremental() -%}
-        {{ relation_time_column }} >= {{ window_start(own_column, grain) }}
+        {{ relation_time_column }} >= {{ window_start(own_column, grain, unit) }}
     {%- else -%}
         true
     {%- endif -%}
 {%- endmacro %}
 
-{# The first instant the current incremental run rebuilds: the newest own bucket minus the lookback. #}
-{% macro window_start(own_column, grain) -%}
+{#
+    The first instant the current incremental run rebuilds: the newest own bucket (of `grain`)
+    minus the lookback, rounded down to a whole `unit`. On Spark the instant is read before the
+    batch and written into it as a literal: the batch must not read the table it overwrites.
+#}
+{% macro window_start(own_column, grain, unit=none) -%}
+    {{ return(adapter.dispatch('window_start', 'watchllm_analytics')(own_column, grain, unit or grain)) }}
+{%- endmacro %}
+
+{% macro default__window_start(own_column, grain, unit) -%}
     {%- set newest -%}
         {%- if grain == 'hour' -%}max({{ own_column }}){%- else -%}{{ utc_midnight('max(' ~ own_column ~ ')') }}{%- endif -%}
     {%- endset -%}
     (
         select coalesce(
-            {{ bucket_floor(newest ~ ' - ' ~ hours(var('lookback_hours')), grain) }},
+            {{ bucket_floor(newest ~ ' - ' ~ hours(var('lookback_hours')), unit) }},
             {{ utc_literal('1900-01-01') }}
         )
         from {{ this }}
     )
+{%- endmacro %}
+
+{% macro spark__window_start(own_column, grain, unit) -%}
+    {%- if not execute -%}
+        {{ return(utc_literal('1900-01-01')) }}
+    {%- endif -%}
+    {%- set window_query -%}
+        select unix_seconds({{ default__window_start(own_column, grain, unit) }})
+    {%- endset -%}
+    timestamp_seconds({{ run_query(window_query).columns[0].values()[0] | int }})
 {%- endmacro %}
 
 {# Round a timestamptz down / up to a whole UTC hour, day or month. #}

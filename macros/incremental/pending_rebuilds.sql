@@ -80,6 +80,11 @@
     select pending_from from {{ relation }} where consumer = '{{ this.identifier }}' for update
 {%- endmacro %}
 
+{# Whether this engine keeps the pending-rebuild marks (Postgres); elsewhere consumers use their own lookback. #}
+{% macro uses_pending_rebuilds() -%}{{ return(adapter.dispatch('uses_pending_rebuilds', 'watchllm_analytics')()) }}{%- endmacro %}
+{% macro default__uses_pending_rebuilds() -%}{{ return(false) }}{%- endmacro %}
+{% macro postgres__uses_pending_rebuilds() -%}{{ return(true) }}{%- endmacro %}
+
 {# Consumer filter: the first instant to rebuild, or NULL when the consumer is not registered or unknown. #}
 {% macro pending_window_start(grain) -%}
     (

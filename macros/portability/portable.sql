@@ -205,10 +205,41 @@
 {% macro postgres__not_materialized() -%}not materialized{%- endmacro %}
 
 {#
-    How an aggregate model materializes: incremental (bucket_replace) on Postgres; on other engines
-    (Spark) a table rebuilt whole on every run, until their partition-overwrite strategy lands.
+    How an aggregate model materializes and replaces its buckets. Postgres: incremental with
+    bucket_replace (macros/incremental/bucket_replace.sql), per (project, bucket). Spark: incremental
+    with dynamic partition overwrite (insert_overwrite): the tables are partitioned by UTC date (the
+    hourly ones by a `partition_date` column, the daily ones by `date`, the monthly ones by
+    `month`), and a run replaces exactly the partitions its batch has rows for, so a day whose raw
+    rows are gone is never overwritten. Other engines: a table rebuilt whole.
 #}
 {% macro aggregate_materialization() -%}{{ return(adapter.dispatch('aggregate_materialization', 'watchllm_analytics')()) }}{%- endmacro %}
 {% macro default__aggregate_materialization() -%}{{ return('table') }}{%- endmacro %}
 {% macro postgres__aggregate_materialization() -%}{{ return('incremental') }}{%- endmacro %}
+{% macro spark__aggregate_materialization() -%}{{ return('incremental') }}{%- endmacro %}
+
+{% macro aggregate_incremental_strategy() -%}{{ return(adapter.dispatch('aggregate_incremental_strategy', 'watchllm_analytics')()) }}{%- endmacro %}
+{% macro default__aggregate_incremental_strategy() -%}{{ return('bucket_replace') }}{%- endmacro %}
+{% macro spark__aggregate_incremental_strategy() -%}{{ return('insert_overwrite') }}{%- endmacro %}
+
+{# The partition column of an aggregate table (Spark), or none (Postgres: no partitions). #}
+{% macro aggregate_partition_by(column) -%}{{ return(adapter.dispatch('aggregate_partition_by', 'watchllm_analytics')(column)) }}{%- endmacro %}
+{% macro default__aggregate_partition_by(column) -%}{{ return(none) }}{%- endmacro %}
+{% macro spark__aggregate_partition_by(column) -%}{{ return(column) }}{%- endmacro %}
+
+{#
+    The extra select-list entry an hourly table carries on Spark: `partition_date`, the UTC date of
+    `time_column`, its partition key (one partition per hour would make thousands of small files).
+    Nothing on Postgres.
+#}
+{% macro partition_date_column(time_column) -%}{{ return(adapter.dispatch('partition_date_column', 'watchllm_analytics')(time_column)) }}{%- endmacro %}
+{% macro default__partition_date_column(time_column) -%}{%- endmacro %}
+{% macro spark__partition_date_column(time_column) -%}, {{ utc_date(time_column) }} as partition_date{%- endmacro %}
+
+{#
+    The smallest unit a run of a model of bucket `grain` can replace: the bucket itself on Postgres;
+    on Spark the partition, so hourly models rebuild whole UTC days.
+#}
+{% macro replace_grain(grain) -%}{{ return(adapter.dispatch('replace_grain', 'watchllm_analytics')(grain)) }}{%- endmacro %}
+{% macro default__replace_grain(grain) -%}{{ return(grain) }}{%- endmacro %}
+{% macro spark__replace_grain(grain) -%}{{ return('day' if grain == 'hour' else grain) }}{%- endmacro %}
 

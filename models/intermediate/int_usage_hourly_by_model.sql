@@ -13,7 +13,8 @@
     config(
         materialized=aggregate_materialization(),
         tags=['hourly'],
-        incremental_strategy='bucket_replace',
+        incremental_strategy=aggregate_incremental_strategy(),
+        partition_by=aggregate_partition_by('partition_date'),
         unique_key=['project_id', 'hour_start'],
         bucket_column='hour_start',
         marks_pending_rebuilds='hour',
@@ -47,5 +48,6 @@ hourly_sums as (
 
 )
 
-select * from hourly_sums
+select hourly_sums.*{{ partition_date_column("hourly_sums.hour_start") }}
+from hourly_sums
 order by hour_start

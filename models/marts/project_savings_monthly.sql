@@ -4,7 +4,8 @@
     config(
         materialized=aggregate_materialization(),
         tags=['daily'],
-        incremental_strategy='bucket_replace',
+        incremental_strategy=aggregate_incremental_strategy(),
+        partition_by=aggregate_partition_by('month'),
         unique_key=['project_id', 'month'],
         bucket_column='month',
         full_refresh=false,

@@ -4,7 +4,8 @@
     config(
         materialized=aggregate_materialization(),
         tags=['hourly'],
-        incremental_strategy='bucket_replace',
+        incremental_strategy=aggregate_incremental_strategy(),
+        partition_by=aggregate_partition_by('partition_date'),
         unique_key=['project_id', 'hour_start'],
         bucket_column='hour_start',
         full_refresh=false,
@@ -31,4 +32,5 @@ with hourly_by_model as (
 
 {{ rollup_usage('hourly_by_model', 'hour_start', 'hour_start') }}
 
-select * from rolled_up
+select rolled_up.*{{ partition_date_column("rolled_up.hour_start") }}
+from rolled_up

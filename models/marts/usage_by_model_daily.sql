@@ -7,7 +7,8 @@
     config(
         materialized=aggregate_materialization(),
         tags=['daily'],
-        incremental_strategy='bucket_replace',
+        incremental_strategy=aggregate_incremental_strategy(),
+        partition_by=aggregate_partition_by('date'),
         unique_key=['project_id', 'date'],
         bucket_column='date',
         marks_pending_rebuilds='day',

@@ -242,7 +242,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 def cmd_rebuild(args: argparse.Namespace) -> int:
     start = _parse_date(args.start, "--start")
     end = _parse_date(args.end, "--end")
-    return run_dbt(database.resolve(), reconcile.rebuild_args(start, end)).returncode
+    target = [] if args.target == "default" else ["--target", args.target]
+    return run_dbt(database.resolve(), [*reconcile.rebuild_args(start, end), *target]).returncode
 
 
 def cmd_deep_check(args: argparse.Namespace) -> int:
@@ -381,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     rb = sub.add_parser("rebuild", help="rebuild every aggregate for UTC days [--start, --end) from the raw rows")
     rb.add_argument("--start", required=True, help="first UTC day, YYYY-MM-DD")
     rb.add_argument("--end", required=True, help="UTC day after the last, YYYY-MM-DD")
+    rb.add_argument(
+        "--target", choices=("default", "spark"), default="default", help="the dbt target (spark: docs/scaling-out.md)"
+    )
     rb.set_defaults(func=cmd_rebuild)
 
     dc = sub.add_parser(

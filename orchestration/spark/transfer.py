@@ -58,19 +58,84 @@ class DayExport:
     action: str  # "exported" or "already there"
 
 
-def _exact_money(value: Decimal | None, column: str, row_id) -> Decimal | None:
-    """The value unchanged if decimal(38,18) holds it exactly; otherwise a UserError (never rounded)."""
+def _check_money_fits(pg, logs, where, params) -> None:
+    """A UserError naming the first row of the slice whose money decimal(38,18) cannot hold exactly
+    (checked in Postgres, on the exact numeric values: nothing is ever rounded)."""
+    checks = sql.SQL(" or ").join(
+        sql.SQL("abs({c}) >= 1e20 or {c} <> round({c}, 18)").format(c=sql.Identifier(c)) for c in MONEY_COLUMNS
+    )
+    query = sql.SQL("select id, {money} from {logs} where ({where}) and ({checks}) limit 1").format(
+        money=sql.SQL(", ").join(map(sql.Identifier, MONEY_COLUMNS)), logs=logs, where=where, checks=checks
+    )
+    bad = pg.execute(query, params).fetchone()
+    if bad:
+        row_id, *values = bad
+        column, value = next((c, v) for c, v in zip(MONEY_COLUMNS, values, strict=True) if not _fits(v))
+        raise UserError(
+            f"usage_logs row {row_id}: {column} = {value} does not fit Spark's decimal(38,18) "
+            "(at most 20 digits before the point and 18 after): nothing of that day was exported; "
+            "correct the row, or keep that history on Postgres"
+        )
+
+
+def _fits(value: Decimal | None) -> bool:
     if value is None:
-        return None
+        return True
     with decimal.localcontext() as context:
         context.prec = 80
-        if not value.is_finite() or abs(value) >= SPARK_MONEY_LIMIT or value.quantize(SPARK_MONEY_STEP) != value:
-            raise UserError(
-                f"usage_logs row {row_id}: {column} = {value} does not fit Spark's decimal(38,18) "
-                "(at most 20 digits before the point and 18 after): nothing of that day was exported; "
-                "correct the row, or keep that history on Postgres"
-            )
-    return value
+        return value.is_finite() and abs(value) < SPARK_MONEY_LIMIT and value.quantize(SPARK_MONEY_STEP) == value
+
+
+def _day_as_arrow(pg, logs, where, params, log_day):
+    """One slice of usage_logs as an Arrow table with the Spark table's columns, through Postgres'
+    CSV COPY (text, so every numeric arrives as written; the money was checked to fit before)."""
+    import pyarrow as pa
+    from pyarrow import csv as pa_csv
+
+    money = pa.decimal128(38, 18)
+    types = {
+        "id": pa.string(),
+        "project_id": pa.string(),
+        "created_at_us": pa.int64(),
+        "provider": pa.string(),
+        "model": pa.string(),
+        "tokens_input": pa.int64(),
+        "tokens_output": pa.int64(),
+        "cost_usd": money,
+        "potential_cost_usd": money,
+        "cached": pa.bool_(),
+        "latency_ms": pa.int32(),
+    }
+    columns = sql.SQL(", ").join(
+        sql.SQL("(extract(epoch from created_at) * 1000000)::bigint as created_at_us")
+        if c == "created_at"
+        else sql.SQL("{}::text").format(sql.Identifier(c))
+        if c in ("id", "project_id")
+        else sql.Identifier(c)
+        for c in LOG_COLUMNS
+    )
+    copy_sql = sql.SQL("copy (select {} from {} where {}) to stdout with (format csv)").format(columns, logs, where)
+    buffer = bytearray()
+    with pg.cursor() as cur, cur.copy(copy_sql, params) as copy:
+        for chunk in copy:
+            buffer += chunk
+    read = pa_csv.read_csv(
+        pa.BufferReader(bytes(buffer)),
+        read_options=pa_csv.ReadOptions(column_names=list(types)),
+        parse_options=pa_csv.ParseOptions(newlines_in_values=True),  # messy labels may hold line breaks
+        convert_options=pa_csv.ConvertOptions(
+            column_types=types,
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,  # NULL is an empty field, '' is ""
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    )
+    created_at = read.column("created_at_us").cast(pa.timestamp("us", tz="UTC"))
+    arrays = [created_at if c == "created_at" else read.column(c) for c in LOG_COLUMNS]
+    arrays.append(pa.array([log_day] * read.num_rows, type=pa.date32()))
+    return pa.Table.from_arrays(arrays, names=[*LOG_COLUMNS, "created_date"])
 
 
 def export_logs(pg, start: dt.date | None, end: dt.date | None, progress: Callable[[str], None] = print) -> list:
@@ -113,27 +178,9 @@ def export_logs(pg, start: dt.date | None, end: dt.date | None, progress: Callab
                     dt.datetime.combine(log_day + dt.timedelta(days=1), dt.time(), dt.UTC),
                 ]
             )
-            rows = []
-            with pg.transaction(), pg.cursor(name="export_day") as cur:
-                cur.execute(
-                    sql.SQL("select {} from {} where {}").format(
-                        sql.SQL(", ").join(map(sql.Identifier, LOG_COLUMNS)), logs, where
-                    ),
-                    day_params,
-                )
-                for record in cur:
-                    row = dict(zip(LOG_COLUMNS, record, strict=True))
-                    for column in MONEY_COLUMNS:
-                        row[column] = _exact_money(row[column], column, row["id"])
-                    rows.append(
-                        (
-                            None if row["id"] is None else str(row["id"]),
-                            None if row["project_id"] is None else str(row["project_id"]),
-                            row["created_at"],
-                            *(row[c] for c in LOG_COLUMNS[3:]),
-                            log_day,
-                        )
-                    )
+            with pg.transaction():
+                _check_money_fits(pg, logs, where, day_params)
+                rows = _day_as_arrow(pg, logs, where, day_params, log_day)
             frame = spark.createDataFrame(rows, schema)
             frame.write.insertInto(table, overwrite=True)  # dynamic partition overwrite: this day only
             done.append(DayExport(log_day, count, "exported"))
