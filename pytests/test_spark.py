@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from conftest import GRAINS, REPO, SEED, assert_tables_equal, insert_rows, raw_rows, request, table
@@ -207,6 +208,16 @@ def test_incremental_runs_on_spark_replace_only_their_days_and_keep_days_whose_r
         env,
         f"spark.sql(\"alter table public.usage_logs drop partition (created_date = date'{first_day}')\")",
     )
+    # History outside the window broken on purpose: 25 rows of the second day logged twice.
+    broken_day = first_day + dt.timedelta(days=1)
+    spark_sql(
+        env,
+        f"""
+logs = spark.table("public.usage_logs")
+twice = logs.where(logs.created_date == "{broken_day}").where(logs.project_id.isNotNull()).orderBy("id").limit(25)
+twice.write.insertInto("public.usage_logs")
+""",
+    )
     hourly_before = partition_files(env, "int_usage_hourly_by_model")
     late = late_and_new_rows()
     for db in (postgres, published):
@@ -216,6 +227,28 @@ def test_incremental_runs_on_spark_replace_only_their_days_and_keep_days_whose_r
     assert "export-logs: 1 day(s) exported" in exported.stdout, exported.stdout
     run = published.cli("dbt", "build", "--target", "spark", extra_env=env, timeout=1200)
     assert "ERROR=0" in run.stdout, run.stdout[-3000:]
+    # its tests read only the window: the duplicated ids of the broken day were not seen
+    results = json.loads((Path(env["DBT_TARGET_PATH"]) / "run_results.json").read_text())["results"]
+    tested = {r["unique_id"].split(".")[2]: r["status"] for r in results if r["unique_id"].startswith("test.")}
+    assert tested["source_unique_proxy_usage_logs_id"] == "pass"
+    assert tested["unique_stg_proxy__usage_logs_request_id"] == "pass", sorted(tested)
+    # the deep check reads all of history and finds them
+    deep = published.cli(
+        "dbt",
+        "test",
+        "--target",
+        "spark",
+        "--select",
+        "tag:deep_check",
+        "--vars",
+        "{test_window: all}",
+        check=False,
+        extra_env=env,
+        timeout=1200,
+    )
+    assert deep.returncode == 1 and "unique_stg_proxy__usage_logs_request_id" in deep.stdout, deep.stdout[-3000:]
+    repaired = published.cli("spark", "export-logs", "--start", str(broken_day), "--end", "2026-11-20", extra_env=env)
+    assert "export-logs: 1 day(s) exported" in repaired.stdout, repaired.stdout
     published.cli("spark", "publish", extra_env=env)
     # the scheduled run replaced the window's day (late rows and the new hour) and nothing before it
     hourly_after = partition_files(env, "int_usage_hourly_by_model")

@@ -19,7 +19,7 @@
         greatest(
             {{ test_window_start(logged) if not tests_read_all_history() else utc_literal('1900-01-01') }},
             {%- if raw_rows_too %}
-            (select {{ utc_midnight(utc_date('min(created_at)') ~ ' + 1') }} from {{ logged }}),
+            {{ utc_midnight(first_logged_day(logged) ~ ' + 1') }},
             {%- endif %}
             {{ utc_midnight(utc_date('min(hourly.hour_start)') ~ ' + 1') }}
         ) as first_hour,
@@ -34,6 +34,25 @@
     from {{ hourly_by_model }} as hourly
 
 {% endmacro %}
+
+{#
+    The first UTC day the raw log still holds (a date; NULL when it is empty). Spark: from the
+    partition list of usage_logs (metastore only) instead of a scan of every created_at.
+#}
+{% macro first_logged_day(logged) -%}{{ return(adapter.dispatch('first_logged_day', 'watchllm_analytics')(logged)) }}{%- endmacro %}
+{% macro default__first_logged_day(logged) -%}
+    (select {{ utc_date('min(created_at)') }} from {{ logged }})
+{%- endmacro %}
+{% macro spark__first_logged_day(logged) -%}
+    {%- set days = [] -%}
+    {%- if execute -%}
+        {%- for row in run_query('show partitions ' ~ logged) -%}
+            {%- set value = row[0].split('=', 1)[1] -%}
+            {%- if modules.re.match('^\d{4}-\d{2}-\d{2}$', value) -%}{%- do days.append(value) -%}{%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {%- if days -%}cast('{{ days | min }}' as date){%- else -%}cast(null as date){%- endif -%}
+{%- endmacro %}
 
 {#
     Per project and bucket, `relation`'s totals next to `hourly_by_model`'s over the hours of

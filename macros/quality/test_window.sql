@@ -14,10 +14,11 @@
     {{ return(window == 'all' or not keeps_test_windows()) }}
 {%- endmacro %}
 
-{# Whether this engine keeps the test-window table (Postgres); elsewhere every test reads all of history. #}
+{# Whether this engine keeps the test-window table (Postgres, Spark); elsewhere every test reads all of history. #}
 {% macro keeps_test_windows() -%}{{ return(adapter.dispatch('keeps_test_windows', 'watchllm_analytics')()) }}{%- endmacro %}
 {% macro default__keeps_test_windows() -%}{{ return(false) }}{%- endmacro %}
 {% macro postgres__keeps_test_windows() -%}{{ return(true) }}{%- endmacro %}
+{% macro spark__keeps_test_windows() -%}{{ return(true) }}{%- endmacro %}
 
 {#
     The bookkeeping table `watchllm_test_window`: per producer (int_usage_hourly_by_model), the first
@@ -52,6 +53,54 @@
     {%- endif -%}
 {%- endmacro %}
 
+{# Spark: the same table in Parquet, one row, rewritten whole by the producer's pre-hook. #}
+{% macro spark__create_test_window() -%}
+    {%- if execute -%}
+        {%- set relation = test_window_relation() -%}
+        {%- do run_query('create database if not exists ' ~ relation.schema) -%}
+        create table if not exists {{ relation }} (
+            producer string,
+            first_hour timestamp,
+            invocation_id string
+        ) using parquet
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#
+    Spark producer pre-hook (insert_overwrite has no bucket_replace to call record_test_window):
+    the first instant this run's batch replaces, computed as window_start does before the batch is
+    read, or 1900-01-01 for a first build (its tests read everything). A range rebuild's tests use
+    its range and record nothing.
+#}
+{% macro record_batch_test_window(own_column, grain) -%}
+    {{ return(adapter.dispatch('record_batch_test_window', 'watchllm_analytics')(own_column, grain)) }}
+{%- endmacro %}
+{% macro default__record_batch_test_window(own_column, grain) -%}select 1{%- endmacro %}
+{% macro spark__record_batch_test_window(own_column, grain) -%}
+    {%- if not execute or is_range_rebuild() -%}
+        {{ return('select 1') }}
+    {%- endif -%}
+    {%- set relation = test_window_relation() -%}
+    {%- if is_incremental() -%}
+        {%- set start_query -%}
+            select unix_seconds({{ default__window_start(own_column, grain, replace_grain(grain)) }})
+        {%- endset -%}
+        {%- set start = run_query(start_query).columns[0].values()[0] | int -%}
+    {%- else -%}
+        {%- set start = -2208988800 -%}
+    {%- endif -%}
+    {%- set recorded_query -%}
+        select unix_seconds(min(first_hour)) from {{ relation }}
+        where producer = '{{ this.identifier }}' and invocation_id = '{{ invocation_id }}'
+    {%- endset -%}
+    {%- set recorded = run_query(recorded_query).columns[0].values()[0] -%}
+    {%- if recorded is not none and recorded | int < start -%}{%- set start = recorded | int -%}{%- endif -%}
+    insert overwrite table {{ relation }}
+    select '{{ this.identifier }}', timestamp_seconds({{ start }}), '{{ invocation_id }}'
+{%- endmacro %}
+
 {# Producer side, called by bucket_replace in the producer's transaction: the first hour of its batch. #}
 {% macro record_test_window(batch_relation, bucket_column) -%}
     {{ return(adapter.dispatch('record_test_window', 'watchllm_analytics')(batch_relation, bucket_column)) }}
@@ -81,6 +130,10 @@
     created_at). A range rebuild checks its range.
 #}
 {% macro test_window_start(logged) -%}
+    {{ return(adapter.dispatch('test_window_start', 'watchllm_analytics')(logged)) }}
+{%- endmacro %}
+
+{% macro default__test_window_start(logged) -%}
     {%- if is_range_rebuild() -%}
         {{ bucket_floor(utc_literal(rebuild_bound('start')), 'hour') }}
     {%- else -%}
@@ -96,6 +149,25 @@
             )
         )
     {%- endif -%}
+{%- endmacro %}
+
+{#
+    Spark: the recorded first hour of this invocation, read before the test and written into it as
+    a literal (the newest raw row would be a scan of every partition there). A test run without
+    the producer (plain `dbt test`) falls back to the Postgres rule.
+#}
+{% macro spark__test_window_start(logged) -%}
+    {%- if execute and not is_range_rebuild() -%}
+        {%- set recorded_query -%}
+            select unix_seconds(min(first_hour)) from {{ test_window_relation() }}
+            where producer = 'int_usage_hourly_by_model' and invocation_id = '{{ invocation_id }}'
+        {%- endset -%}
+        {%- set recorded = run_query(recorded_query).columns[0].values()[0] -%}
+        {%- if recorded is not none -%}
+            {{ return('timestamp_seconds(' ~ (recorded | int) ~ ')') }}
+        {%- endif -%}
+    {%- endif -%}
+    {{ return(default__test_window_start(logged)) }}
 {%- endmacro %}
 
 {#

@@ -25,7 +25,11 @@
             {'columns': ['project_id', 'hour_start', 'provider', 'model'], 'unique': true},
             {'columns': ['hour_start']},
         ],
-        pre_hook=["{{ lock_aggregates() }}", "{{ set_build_work_mem() }}"],
+        pre_hook=[
+            "{{ lock_aggregates() }}",
+            "{{ set_build_work_mem() }}",
+            "{{ record_batch_test_window('hour_start', 'hour') }}",
+        ],
     )
 }}
 
