@@ -61,7 +61,7 @@ $(VENV)/.installed-spark: $(VENV)/.installed
 	touch $@
 setup-spark: setup $(VENV)/.installed-spark
 
-## test-spark: the same project built on a local Spark and compared with the Postgres build (~4 min)
+## test-spark: the same project built on a local Spark and compared with the Postgres build (~11 min)
 test-spark: setup-spark
 	WATCHLLM_SPARK_TESTS=required $(BIN)/python -m pytest -m spark
 

@@ -181,8 +181,9 @@ def export_logs(pg, start: dt.date | None, end: dt.date | None, progress: Callab
             with pg.transaction():
                 _check_money_fits(pg, logs, where, day_params)
                 rows = _day_as_arrow(pg, logs, where, day_params, log_day)
-            frame = spark.createDataFrame(rows, schema)
-            frame.write.insertInto(table, overwrite=True)  # dynamic partition overwrite: this day only
+            # one file per day (Arrow batches would make dozens of small ones); dynamic partition
+            # overwrite: this day only
+            spark.createDataFrame(rows, schema).coalesce(1).write.insertInto(table, overwrite=True)
             done.append(DayExport(log_day, count, "exported"))
             progress(f"[{number}/{len(days)}] {log_day or 'no created_at'}: {count:,} rows exported")
     return done
