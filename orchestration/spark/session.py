@@ -47,6 +47,7 @@ def session_settings() -> dict[str, str]:
     base = spark_dir()
     return {
         "spark.master": os.environ.get("WATCHLLM_SPARK_MASTER", "local[2]"),
+        "spark.driver.memory": os.environ.get("WATCHLLM_SPARK_DRIVER_MEMORY", "2g"),
         "spark.sql.warehouse.dir": str(base / "warehouse"),
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={base / 'metastore'}",
         "spark.sql.session.timeZone": "UTC",

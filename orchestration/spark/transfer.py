@@ -40,6 +40,8 @@ MONEY_COLUMNS = ("cost_usd", "potential_cost_usd")
 SPARK_MONEY_LIMIT = Decimal(10) ** 20
 SPARK_MONEY_STEP = Decimal("1e-18")
 
+EXPORT_SLICE_ROWS = 100_000
+
 # The outputs `publish` copies, with the columns that name one bucket (replaced whole).
 PUBLISHED = {
     "int_usage_hourly_by_model": ("project_id", "hour_start"),
@@ -181,9 +183,14 @@ def export_logs(pg, start: dt.date | None, end: dt.date | None, progress: Callab
             with pg.transaction():
                 _check_money_fits(pg, logs, where, day_params)
                 rows = _day_as_arrow(pg, logs, where, day_params, log_day)
-            # one file per day (Arrow batches would make dozens of small ones); dynamic partition
-            # overwrite: this day only
-            spark.createDataFrame(rows, schema).coalesce(1).write.insertInto(table, overwrite=True)
+            # In slices of EXPORT_SLICE_ROWS (a local relation travels in one task: a whole day of a
+            # busy proxy would not fit the driver's heap), one file per slice (Arrow batches would
+            # make dozens of small ones). The first slice overwrites the day's partition (dynamic
+            # partition overwrite: this day only), the others append; a run that dies in between
+            # leaves a count that differs, so the next run exports the day again.
+            for first in range(0, max(rows.num_rows, 1), EXPORT_SLICE_ROWS):
+                piece = spark.createDataFrame(rows.slice(first, EXPORT_SLICE_ROWS), schema).coalesce(1)
+                piece.write.insertInto(table, overwrite=first == 0)
             done.append(DayExport(log_day, count, "exported"))
             progress(f"[{number}/{len(days)}] {log_day or 'no created_at'}: {count:,} rows exported")
     return done
