@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import fcntl
 import os
@@ -219,6 +220,40 @@ def assert_dashboard_matches(actual: list[dict], expected: list[dict], what: str
         assert set(actual_row) == set(expected_row), (what, set(actual_row) ^ set(expected_row))
     for actual_row, expected_row in zip(actual, expected, strict=True):
         assert_row_matches(actual_row, expected_row, f"{what} {expected_row['date']}")
+
+
+def write_tripled_price_seed(path, change_day: dt.date) -> None:
+    """The seed with gpt-4o-mini's current period ended at `change_day` and a new one at 3x the
+    price from that day (a price change inside the data), written to `path`."""
+    with SEED.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields, rows = reader.fieldnames, list(reader)
+    edited, found = [], False
+    for row in rows:
+        if row["provider"] == "openai" and row["model"] == "gpt-4o-mini" and not row["valid_to"]:
+            found = True
+            edited.append({**row, "valid_to": change_day.isoformat()})
+            tripled = {c: str(Decimal(row[c]) * 3) for c in ("input_usd_per_1m", "output_usd_per_1m")}
+            edited.append({**row, "valid_from": change_day.isoformat(), **tripled})
+        else:
+            edited.append(row)
+    assert found
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(edited)
+
+
+def load_price_seed(db: Db, path) -> None:
+    """The price list in `path` into analytics.model_pricing, as `dbt seed` of that file would."""
+    with path.open(newline="") as handle:
+        fields = next(csv.reader(handle))
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute("truncate analytics.model_pricing")
+        with cur.copy(
+            f"copy analytics.model_pricing ({', '.join(fields)}) from stdin with (format csv, header)"
+        ) as copy:
+            copy.write(path.read_bytes())
 
 
 # Every contract table: its grain, and the attribute of reference.Reference that holds its rows.

@@ -4,11 +4,9 @@ independent reference."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-from decimal import Decimal
 
-from conftest import GRAINS, SEED, assert_tables_equal, raw_rows, table
+from conftest import GRAINS, assert_tables_equal, load_price_seed, raw_rows, table, write_tripled_price_seed
 from reference import compute, load_prices
 from test_faults import snapshot
 
@@ -88,37 +86,10 @@ def test_a_price_change_reprices_exactly_the_rows_it_covers(make_db, tmp_path):
     # The edit: gpt-4o-mini's current period costs 3x from a date inside the data, as a new period.
     today = db.query("select (now() at time zone 'UTC')::date as d")[0]["d"]
     change_day = today - dt.timedelta(days=4)
-    with SEED.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        fields, rows = reader.fieldnames, list(reader)
-    edited, found = [], False
-    for row in rows:
-        if row["provider"] == "openai" and row["model"] == "gpt-4o-mini" and not row["valid_to"]:
-            found = True
-            edited.append({**row, "valid_to": change_day.isoformat()})
-            edited.append(
-                {
-                    **row,
-                    "valid_from": change_day.isoformat(),
-                    "input_usd_per_1m": str(Decimal(row["input_usd_per_1m"]) * 3),
-                    "output_usd_per_1m": str(Decimal(row["output_usd_per_1m"]) * 3),
-                }
-            )
-        else:
-            edited.append(row)
-    assert found
     new_seed = tmp_path / "model_pricing.csv"
-    with new_seed.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(edited)
+    write_tripled_price_seed(new_seed, change_day)
     # `dbt seed` of the edited file, done directly so the repository's seed stays as it is
-    with db.connect() as conn, conn.cursor() as cur:
-        cur.execute("truncate analytics.model_pricing")
-        with cur.copy(
-            f"copy analytics.model_pricing ({', '.join(fields)}) from stdin with (format csv, header)"
-        ) as copy:
-            copy.write(new_seed.read_bytes())
+    load_price_seed(db, new_seed)
 
     # The documented re-aggregation step: rebuild the days the changed periods cover.
     db.cli("rebuild", "--start", change_day.isoformat(), "--end", (today + dt.timedelta(days=1)).isoformat())

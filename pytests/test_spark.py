@@ -4,7 +4,6 @@ get_dashboard_stats serves it. Runs with `make test-spark` (it needs `make setup
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import os
@@ -15,7 +14,18 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import GRAINS, REPO, SEED, assert_tables_equal, insert_rows, raw_rows, request, table
+from conftest import (
+    GRAINS,
+    REPO,
+    SEED,
+    assert_tables_equal,
+    insert_rows,
+    load_price_seed,
+    raw_rows,
+    request,
+    table,
+    write_tripled_price_seed,
+)
 from reference import compute, load_prices
 
 if os.environ.get("WATCHLLM_SPARK_TESTS") == "required":  # make test-spark: a missing pyspark is a failure
@@ -272,28 +282,9 @@ def test_a_price_change_followed_by_a_range_rebuild_reprices_the_same_rows_on_sp
     postgres, published, env, *_ = built
     before = table(published, "usage_by_model_daily", OUTPUTS["usage_by_model_daily"])
     change_day = dt.date(2026, 11, 19)
-    with SEED.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        fields, rows = reader.fieldnames, list(reader)
-    edited = []
-    for row in rows:
-        if row["provider"] == "openai" and row["model"] == "gpt-4o-mini" and not row["valid_to"]:
-            edited.append({**row, "valid_to": change_day.isoformat()})
-            tripled = {c: str(Decimal(row[c]) * 3) for c in ("input_usd_per_1m", "output_usd_per_1m")}
-            edited.append({**row, "valid_from": change_day.isoformat(), **tripled})
-        else:
-            edited.append(row)
     new_seed = tmp_path / "model_pricing.csv"
-    with new_seed.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(edited)
-    with postgres.connect() as conn, conn.cursor() as cur:
-        cur.execute("truncate analytics.model_pricing")
-        with cur.copy(
-            f"copy analytics.model_pricing ({', '.join(fields)}) from stdin with (format csv, header)"
-        ) as copy:
-            copy.write(new_seed.read_bytes())
+    write_tripled_price_seed(new_seed, change_day)
+    load_price_seed(postgres, new_seed)
     # the Spark seed table reloaded from the same file, with the types `dbt seed` gives it
     spark_sql(
         env,
@@ -335,25 +326,8 @@ select
 
 
 def _show(db, extra_env: dict, *target: str) -> dict:
-    result = db.cli(
-        "dbt",
-        "show",
-        *target,
-        "--inline",
-        PORTABLE_SQL,
-        "--output",
-        "json",
-        "--log-format",
-        "json",
-        extra_env=extra_env,
-        timeout=600,
-    )
-    for line in result.stdout.splitlines():
-        event = json.loads(line)
-        if event.get("data", {}).get("preview"):
-            [row] = json.loads(event["data"]["preview"])
-            return {key.lower(): value for key, value in row.items()}
-    raise AssertionError(result.stdout[-2000:])
+    [row] = _show_rows(db, PORTABLE_SQL, extra_env, *target)
+    return row
 
 
 def test_the_engine_specific_macros_agree_on_both_engines_whatever_the_session_time_zone(built):
