@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from orchestration import settings
 from orchestration.core.errors import UserError
@@ -50,6 +48,15 @@ PUBLISHED = {
     "usage_aggregations_daily": ("project_id", "date"),
     "project_savings_monthly": ("project_id", "month"),
     "model_cost_counterfactual_monthly": ("project_id", "month"),
+}
+# Each one's partition column on Spark (macros/portability/portable.sql, aggregate_partition_by).
+PARTITION_COLUMNS = {
+    "int_usage_hourly_by_model": "partition_date",
+    "usage_aggregations_hourly": "partition_date",
+    "usage_by_model_daily": "date",
+    "usage_aggregations_daily": "date",
+    "project_savings_monthly": "month",
+    "model_cost_counterfactual_monthly": "month",
 }
 
 
@@ -196,19 +203,50 @@ def export_logs(pg, start: dt.date | None, end: dt.date | None, progress: Callab
     return done
 
 
-def _to_postgres(value, column: str):
-    if isinstance(value, dict):
-        return Jsonb({str(k): v for k, v in value.items()})
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC)  # pyspark gives naive local times
-    if column == "project_id" and value is not None:
-        return uuid.UUID(value)
-    return value
+def _copy_as_csv(frame, columns: list[str], copy) -> int:
+    """Write the frame's rows into a Postgres `COPY ... (format csv)` and return how many.
+
+    The rows come to this process as Arrow (a slice at a time, not row objects) and go out as CSV:
+    maps as their JSON text (jsonb reads it), decimals as exact text, timestamps with their zone.
+    Every non-NULL value is quoted, so an empty string stays one and an empty field is NULL.
+    """
+    import pyarrow as pa
+    from pyarrow import csv as pa_csv
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import MapType
+
+    types = {field.name: field.dataType for field in frame.schema.fields}
+    selected = frame.select(*(F.to_json(c).alias(c) if isinstance(types[c], MapType) else F.col(c) for c in columns))
+    table = selected.toArrow()
+    if table.num_rows:
+        sink = pa.BufferOutputStream()
+        pa_csv.write_csv(
+            table, sink, write_options=pa_csv.WriteOptions(include_header=False, quoting_style="all_valid")
+        )
+        copy.write(sink.getvalue().to_pybytes())
+    return table.num_rows
+
+
+def _partition_values(spark, table: str, column: str, first, end) -> list:
+    """The values of the table's partition column in [first, end), from the metastore (no scan)."""
+    values = []
+    for (spec,) in spark.sql(f"show partitions {table}").collect():
+        name, _, text = spec.partition("=")
+        if name != column or text == "__HIVE_DEFAULT_PARTITION__":
+            continue
+        value = dt.date.fromisoformat(text)
+        if (first is None or value >= first) and (end is None or value < end):
+            values.append(value)
+    return sorted(values)
 
 
 def publish(pg, start: dt.date | None, end: dt.date | None, progress: Callable[[str], None] = print) -> dict:
     """Replace, in the Postgres output tables, every bucket the Spark build has in [start, end)
-    (whole buckets, one transaction per table); buckets Spark does not have stay as they are."""
+    (whole buckets, one transaction per table); buckets Spark does not have stay as they are.
+
+    Rows travel one Spark partition (a UTC day, or a month) at a time and stream straight into
+    Postgres' COPY: a whole table through the driver at once ran a local Spark out of heap at 10M rows.
+    """
     from orchestration.spark.session import session
 
     schema = settings.analytics_schema()
@@ -226,16 +264,14 @@ def publish(pg, start: dt.date | None, end: dt.date | None, progress: Callable[[
             if not columns:
                 raise UserError(f"{schema}.{table} does not exist in Postgres: run `dbt build` there first")
             time_column = bucket[1]
-            frame = spark.table(f"{schema}.{table}").select(*columns)
-            if start:
-                first = start.replace(day=1) if time_column == "month" else start
-                frame = frame.where(frame[time_column] >= first)
-            if end:
-                frame = frame.where(frame[time_column] < end)
-            rows = [tuple(_to_postgres(row[c], c) for c in columns) for row in frame.toLocalIterator()]
+            first = start.replace(day=1) if start and time_column == "month" else start
+            spark_table = f"{schema}.{table}"
+            partition_column = PARTITION_COLUMNS[table]
+            slices = _partition_values(spark, spark_table, partition_column, first, end)
             target = sql.Identifier(schema, table)
             column_list = sql.SQL(", ").join(map(sql.Identifier, columns))
             key = sql.SQL(", ").join(map(sql.Identifier, bucket))
+            count = 0
             with pg.transaction(), pg.cursor() as cur:
                 # the lock every Postgres build of this table takes: a build and a publish never interleave
                 cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"watchllm_analytics.{schema}.{table}",))
@@ -244,15 +280,21 @@ def publish(pg, start: dt.date | None, end: dt.date | None, progress: Callable[[
                         target
                     )
                 )
-                with cur.copy(sql.SQL("copy published ({}) from stdin").format(column_list)) as copy:
-                    for row in rows:
-                        copy.write_row(row)
+                copy_sql = sql.SQL("copy published ({}) from stdin with (format csv)").format(column_list)
+                with cur.copy(copy_sql) as copy:
+                    for value in slices:
+                        frame = spark.table(spark_table).where(f"{partition_column} = date'{value.isoformat()}'")
+                        if first:
+                            frame = frame.where(frame[time_column] >= first)
+                        if end:
+                            frame = frame.where(frame[time_column] < end)
+                        count += _copy_as_csv(frame, columns, copy)
                 cur.execute(
                     sql.SQL("delete from {t} where ({k}) in (select distinct {k} from published)").format(
                         t=target, k=key
                     )
                 )
                 cur.execute(sql.SQL("insert into {t} ({c}) select {c} from published").format(t=target, c=column_list))
-            copied[table] = len(rows)
-            progress(f"{table}: {len(rows):,} rows published")
+            copied[table] = count
+            progress(f"{table}: {count:,} rows published ({len(slices)} partitions)")
     return copied
