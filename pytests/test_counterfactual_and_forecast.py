@@ -182,3 +182,110 @@ def test_the_dagster_check_compares_the_forecast_month_to_date_with_the_daily_ma
         )
     result = forecast_month_to_date_matches_daily()
     assert not result.passed and result.metadata["projects_differing"].value == 1
+
+
+# --- the forecast method, against an independent computation on hand-made daily histories ---
+
+FORECAST_AS_OF = dt.date(2026, 11, 18)  # forecasts November 19-30 from the 28 days up to here
+
+
+def reference_forecast(history: dict[dt.date, Decimal | None], as_of: dt.date, history_days: int = 28) -> dict:
+    """docs/contract.md, section 11, in plain Python: the cost forecast of one project."""
+    month = (as_of + dt.timedelta(days=1)).replace(day=1)
+    next_month = (month + dt.timedelta(days=32)).replace(day=1)
+    first_day = min(d for d in history if d > as_of - dt.timedelta(days=history_days + 31))
+    days = [as_of - dt.timedelta(days=back) for back in range(history_days)]
+    known = [(history_days - 1 - back, d, float(history.get(d) or 0)) for back, d in enumerate(days) if d >= first_day]
+    n_known = len(known)
+    mean = sum(v for *_, v in known) / n_known
+    factors = {}
+    for weekday in {d.weekday() for _, d, _ in known}:
+        values = [v for _, d, v in known if d.weekday() == weekday]
+        factors[weekday] = sum(values) / len(values) / mean if n_known >= 14 and mean > 0 else 1.0
+    levels = [(x, v / factors[d.weekday()]) for x, d, v in known if factors[d.weekday()] > 0]
+    n = len(levels)
+    sx, sy = sum(x for x, _ in levels), sum(y for _, y in levels)
+    sxx, sxy = sum(x * x for x, _ in levels), sum(x * y for x, y in levels)
+    slope = (n * sxy - sx * sy) / (n * sxx - sx * sx) if n_known >= 7 and n * sxx - sx * sx > 0 else 0.0
+    residual_squares = sum((y - ((sy - slope * sx) / n + slope * x)) ** 2 for x, y in levels)
+    significant = n > 2 and slope * slope * (sxx - sx * sx / n) * (n - 2) > 4 * residual_squares
+    slope = slope if significant else 0.0
+    intercept = (sy - slope * sx) / n if n else 0.0
+
+    def day_forecast(x: int, factor: float) -> float:
+        return max(0.0, intercept + slope * x) * factor
+
+    remaining = [
+        day_forecast(history_days - 1 + ahead, factors.get((as_of + dt.timedelta(days=ahead)).weekday(), 1.0))
+        for ahead in range(1, 32)
+        if as_of + dt.timedelta(days=ahead) < next_month
+    ]
+    sigma = (sum((v - day_forecast(x, factors[d.weekday()])) ** 2 for x, d, v in known) / max(n_known - 2, 1)) ** 0.5
+    to_date = sum((c or 0) for d, c in history.items() if month <= d <= as_of)
+    forecast = float(to_date) + sum(remaining)
+    half_width = 1.2816 * sigma * len(remaining) ** 0.5
+    return {
+        "month_to_date": to_date,
+        "forecast": forecast,
+        "low": max(float(to_date), forecast - half_width),
+        "high": forecast + half_width,
+        "method": "weekday_trend" if n_known >= 14 else "linear_trend" if n_known >= 7 else "run_rate",
+        "trend_kept": significant,
+    }
+
+
+def forecast_histories() -> dict[str, dict[dt.date, Decimal | None]]:
+    import random
+
+    rng = random.Random(7)
+    days = [FORECAST_AS_OF - dt.timedelta(days=back) for back in range(40)][::-1]
+
+    def history(cost, since=days[0]) -> dict[dt.date, Decimal | None]:
+        return {d: cost(n, d) for n, d in enumerate(days) if d >= since}
+
+    def money(value: float) -> Decimal:
+        return Decimal(str(round(value, 6)))
+
+    weekly = {5: 0.5, 6: 0.4}
+    return {
+        "trending": history(lambda n, d: money(20 * 1.03**n * weekly.get(d.weekday(), 1) * rng.uniform(0.9, 1.1))),
+        "flat": history(lambda n, d: money(50 * weekly.get(d.weekday(), 1) * rng.uniform(0.85, 1.15))),
+        "falling to nothing": history(lambda n, d: money(max(0.0, 80 - 2.5 * n))),
+        "closed on weekends": history(lambda n, d: money(0 if d.weekday() >= 5 else 10 + n)),
+        "unpriced days": history(lambda n, d: None if n % 9 == 0 else money(5 + 0.1 * n)),
+        "ten days": history(lambda n, d: money(3 + n), since=FORECAST_AS_OF - dt.timedelta(days=9)),
+        "three days": history(lambda n, d: money(7), since=FORECAST_AS_OF - dt.timedelta(days=2)),
+    }
+
+
+def test_the_forecast_method_equals_an_independent_computation(make_db):
+    """Weekday factors, a trend kept only when significant, the clamp at 0, short histories, and
+    unpriced (NULL-cost) days, on daily totals made by hand."""
+    db = make_db("wl_test_forecast_method")
+    histories = forecast_histories()
+    ids = {name: uuid.uuid5(uuid.NAMESPACE_OID, name) for name in histories}
+    with db.connect() as conn:
+        conn.execute("create schema analytics")
+        conn.execute(
+            "create table analytics.usage_aggregations_daily"
+            " (project_id uuid, date date, total_cost_usd numeric, total_savings_usd numeric)"
+        )
+        with conn.cursor() as cur:
+            cur.executemany(
+                "insert into analytics.usage_aggregations_daily values (%s, %s, %s, %s)",
+                [(ids[name], d, c, 0) for name, h in histories.items() for d, c in h.items()],
+            )
+    db.dbt("run", "--select", "project_cost_forecast", "--vars", f"{{forecast_as_of: '{FORECAST_AS_OF}'}}")
+    rows = {r["project_id"]: r for r in db.query("select * from analytics.project_cost_forecast")}
+    assert set(rows) == set(ids.values())
+    expected = {name: reference_forecast(h, FORECAST_AS_OF) for name, h in histories.items()}
+    # the histories exercise both branches of the significance test
+    assert expected["trending"]["trend_kept"] and expected["falling to nothing"]["trend_kept"]
+    assert not expected["flat"]["trend_kept"]
+    for name, want in expected.items():
+        got = rows[ids[name]]
+        assert got["method"] == want["method"], name
+        assert got["month_to_date_cost_usd"] == want["month_to_date"], name
+        pairs = (("forecast_cost_usd", "forecast"), ("forecast_low_usd", "low"), ("forecast_high_usd", "high"))
+        for column, key in pairs:
+            assert float(got[column]) == pytest.approx(want[key], abs=2e-6), (name, column)

@@ -6,8 +6,8 @@
     The method (docs/contract.md, section 11): the last `forecast_history_days` (28) complete days,
     zero-filled from the project's first day; weekday factors (each weekday's mean over the overall
     mean) when at least 14 days are known; a least-squares trend through the deseasonalised days
-    when at least 7 are; each remaining day of the month is forecast as trend x its weekday factor,
-    never below 0. With fewer days, the run rate. The 80% interval is +-1.2816 residual standard
+    when at least 7 are, kept only when it is more than 2 standard errors from 0 (else their mean);
+    each remaining day of the month is forecast as trend x its weekday factor, never below 0. With fewer days, the run rate. The 80% interval is +-1.2816 residual standard
     deviations x sqrt(days left). Savings are forecast the same way.
 #}
 {{
@@ -192,11 +192,60 @@ trends as (
         end as {{ metric }}_slope,
         {{ sy }} as {{ metric }}_level_sum,
         {{ sx }} as {{ metric }}_index_sum,
+        {{ sxx }} as {{ metric }}_index_squares_sum,
         {{ n }} as {{ metric }}_points{{ ',' if not loop.last }}
         {%- endfor %}
     from deseasonalised
     inner join history_size on deseasonalised.project_id = history_size.project_id
     group by deseasonalised.project_id, history_size.known_days
+
+),
+
+fitted_levels as (
+
+    -- how far the deseasonalised days lie from their least-squares line: the slope's standard error
+    select
+        deseasonalised.project_id,
+        {%- for metric in metrics %}
+        sum(power(
+            deseasonalised.{{ metric }}_level - (
+                (trends.{{ metric }}_level_sum - trends.{{ metric }}_slope * trends.{{ metric }}_index_sum)
+                / nullif(trends.{{ metric }}_points, 0)
+                + trends.{{ metric }}_slope * deseasonalised.day_index
+            ),
+            2
+        )) as {{ metric }}_residual_squares{{ ',' if not loop.last }}
+        {%- endfor %}
+    from deseasonalised
+    inner join trends on deseasonalised.project_id = trends.project_id
+    group by deseasonalised.project_id
+
+),
+
+significant_trends as (
+
+    -- a slope is kept only when it is more than 2 standard errors from 0 (t > 2): on a flat month
+    -- a noisy slope, extrapolated over the rest of the month, costs more than it explains
+    select
+        trends.project_id,
+        trends.known_days,
+        {%- for metric in metrics %}
+        {%- set slope = 'cast(trends.' ~ metric ~ '_slope as ' ~ float_type() ~ ')' %}
+        {%- set spread = 'cast(trends.' ~ metric ~ '_index_squares_sum as ' ~ float_type() ~ ') - cast(trends.'
+            ~ metric ~ '_index_sum as ' ~ float_type() ~ ') * trends.' ~ metric ~ '_index_sum / trends.' ~ metric ~ '_points' %}
+        case
+            when trends.{{ metric }}_points > 2
+                and {{ slope }} * {{ slope }} * ({{ spread }}) * (trends.{{ metric }}_points - 2)
+                    > 4 * cast(fitted_levels.{{ metric }}_residual_squares as {{ float_type() }})
+                then trends.{{ metric }}_slope
+            else 0
+        end as {{ metric }}_slope,
+        trends.{{ metric }}_level_sum,
+        trends.{{ metric }}_index_sum,
+        trends.{{ metric }}_points{{ ',' if not loop.last }}
+        {%- endfor %}
+    from trends
+    left join fitted_levels on trends.project_id = fitted_levels.project_id
 
 ),
 
@@ -212,7 +261,7 @@ lines as (
             else 0
         end as {{ metric }}_intercept{{ ',' if not loop.last }}
         {%- endfor %}
-    from trends
+    from significant_trends
 
 ),
 
