@@ -75,13 +75,17 @@ pricing_cases as (
 key_sums as (
 
     -- sums per group and latency sketch key (macros/aggregation/latency_sketch.sql): the next step
-    -- adds them up per group and keeps each key's count as the sketch, in one pass without a join
+    -- adds them up per group and keeps each key's count as the sketch, in one pass without a join.
+    -- With group_by_logged_labels (a few thousand rows of one project, nearly a group per row and
+    -- key) the sums are per group only and the keys are counted apart, in key_counts.
     select
         project_id,
         hour_start,
         {{ extra_select }}provider,
         model,
+        {%- if not group_by_logged_labels %}
         latency_key,
+        {%- endif %}
         count(*) as total_requests,
         {{ count_if('is_cached') }} as cached_requests,
         sum(tokens_input) as tokens_input,
@@ -105,7 +109,7 @@ key_sums as (
         {{ sum_if('tokens_input', 'is_cached_list_priced') }} as cached_list_tokens_input,
         {{ sum_if('tokens_output', 'is_cached_list_priced') }} as cached_list_tokens_output
     from pricing_cases
-    group by project_id, hour_start, {{ extra_select }}provider, model, latency_key
+    group by project_id, hour_start, {{ extra_select }}provider, model{{ '' if group_by_logged_labels else ', latency_key' }}
 
 ),
 {%- set counts = ['total_requests', 'cached_requests', 'latency_count', 'list_requests', 'cached_list_requests'] %}
@@ -116,16 +120,56 @@ key_sums as (
 ] %}
 {%- if group_by_logged_labels %}
 
+key_counts as (
+
+    select
+        project_id,
+        hour_start,
+        {{ extra_select }}provider,
+        model,
+        latency_key,
+        count(*) as latency_count
+    from pricing_cases
+    where latency_key is not null
+    group by project_id, hour_start, {{ extra_select }}provider, model, latency_key
+
+),
+
+group_sketches as (
+
+    -- the names as the aggregates key them; groups whose names normalise alike are added up, so
+    -- each sketch key stays unique in its group
+    select
+        project_id,
+        hour_start,
+        {{ extra_select }}provider,
+        model,
+        {{ sketch_from_counts('latency_key', 'latency_count') }} as latency_sketch
+    from (
+        select
+            project_id,
+            hour_start,
+            {{ extra_select }}{{ normalised_label('provider') }} as provider,
+            {{ normalised_label('model') }} as model,
+            latency_key,
+            sum(latency_count) as latency_count
+        from key_counts
+        group by
+            project_id, hour_start, {{ extra_select }}{{ normalised_label('provider') }},
+            {{ normalised_label('model') }}, latency_key
+    ) as relabelled_key_counts
+    group by project_id, hour_start, {{ extra_select }}provider, model
+
+),
+
 relabelled_key_sums as (
 
-    -- the names as the aggregates key them, once per group of logged names; groups whose names
-    -- normalise alike are added up here, so each sketch key stays unique in its group
+    -- the names as the aggregates key them, once per group of logged names
     select
         project_id,
         hour_start,
         {{ extra_select }}{{ normalised_label('provider') }} as provider,
         {{ normalised_label('model') }} as model,
-        latency_key,
         {%- for column in counts %}
         cast(sum({{ column }}) as bigint) as {{ column }},
         {%- endfor %}
@@ -134,11 +178,27 @@ relabelled_key_sums as (
         {%- endfor %}
     from key_sums
     group by
-        project_id, hour_start, {{ extra_select }}{{ normalised_label('provider') }}, {{ normalised_label('model') }},
-        latency_key
+        project_id, hour_start, {{ extra_select }}{{ normalised_label('provider') }}, {{ normalised_label('model') }}
 
 ),
-{%- endif %}
+
+hourly_sums as (
+
+    select
+        relabelled_key_sums.*,
+        group_sketches.latency_sketch
+    from relabelled_key_sums
+    left join group_sketches
+        on relabelled_key_sums.project_id = group_sketches.project_id
+        and relabelled_key_sums.hour_start = group_sketches.hour_start
+        {%- for alias in extra %}
+        and relabelled_key_sums.{{ alias }} = group_sketches.{{ alias }}
+        {%- endfor %}
+        and relabelled_key_sums.provider = group_sketches.provider
+        and relabelled_key_sums.model = group_sketches.model
+
+),
+{%- else %}
 
 hourly_sums as (
 
@@ -154,10 +214,11 @@ hourly_sums as (
         sum({{ column }}) as {{ column }},
         {%- endfor %}
         {{ sketch_from_counts('latency_key', 'latency_count') }} as latency_sketch
-    from {{ 'relabelled_key_sums' if group_by_logged_labels else 'key_sums' }}
+    from key_sums
     group by project_id, hour_start, {{ extra_select }}provider, model
 
 ),
+{%- endif %}
 
 dated_sums as (
 

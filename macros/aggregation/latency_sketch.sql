@@ -38,9 +38,10 @@
 {#
     CTEs `<prefix>_sketch_entries`, `<prefix>_sketch_ranks` and `<prefix>_sketches`: the sketches of
     `rows` (a CTE with a `latency_sketch` column) merged per `group_columns`, with the merged map
-    and the nearest-rank p50, p95 and p99 (docs/contract.md, section 8). Ends with a comma.
+    (NULL with keep_sketch=false) and the nearest-rank p50, p95 and p99 (docs/contract.md,
+    section 8). Ends with a comma.
 #}
-{% macro merge_latency_sketches(rows, group_columns, prefix) -%}
+{% macro merge_latency_sketches(rows, group_columns, prefix, keep_sketch=true) -%}
 {%- set groups = group_columns | join(', ') %}
 {{ prefix }}_sketch_entries as (
 
@@ -71,7 +72,7 @@
 
     select
         {{ groups }},
-        {{ counts_to_map('sketch_key', 'sketch_count') }} as latency_sketch,
+        {{ counts_to_map('sketch_key', 'sketch_count') if keep_sketch else 'null' }} as latency_sketch,
         {%- for p in [50, 95, 99] %}
         {{ sketch_key_value('min(case when running_count >= ceil(' ~ p / 100 ~ ' * known_latencies) then sketch_key end)') }}
             as latency_p{{ p }}_ms{{ ',' if not loop.last }}

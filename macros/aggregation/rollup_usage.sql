@@ -1,8 +1,11 @@
 {#
     Roll rows of int_usage_hourly_by_model (already filtered) up to `bucket_column`: the contract's
     usage columns for usage_aggregations_hourly and _daily, from additive sums and counts only.
+    With `sketch_rows` (a relation or CTE with project_id, `bucket_column` and latency_sketch), the
+    percentiles merge those sketches instead of the input rows' (the dashboard merges one sketch per
+    hour, not one per model and hour); `keep_sketch=false` leaves the merged map out (NULL).
 #}
-{% macro rollup_usage(hourly_rows, bucket_expression, bucket_column, inline_input=true) -%}
+{% macro rollup_usage(hourly_rows, bucket_expression, bucket_column, inline_input=true, sketch_rows=none, keep_sketch=true) -%}
 
 {#- a table's rows are cheaper read four times than written out once; a query's (the dashboard's) are not -#}
 usage_rows as {{ not_materialized() if inline_input else '' }} (
@@ -39,7 +42,7 @@ totals as (
 
 ),
 
-{{ merge_latency_sketches('usage_rows', ['project_id', bucket_column], 'bucket') }}
+{{ merge_latency_sketches(sketch_rows or 'usage_rows', ['project_id', bucket_column], 'bucket', keep_sketch=keep_sketch) }}
 
 provider_counts as (
 

@@ -9,7 +9,8 @@
     (aggregate_requests_by_hour), so a figure does not change when a build catches up.
 
     Another zone: a local day is the instants from its local midnight to the next (23 or 25 hours
-    on daylight-saving days). Whole UTC hours come from int_usage_hourly_by_model; an hour that a
+    on daylight-saving days). Whole UTC hours come from int_usage_hourly_by_model (their latency
+    sketches from usage_aggregations_hourly: one per hour, not one per model); an hour that a
     local midnight splits (zones at :30 and :45, e.g. Asia/Kathmandu) and the open tail are read
     from the requests and split by each request's local date. Retention may have deleted the
     requests of an old split hour: then the call says so instead of guessing.
@@ -79,7 +80,7 @@ declare
     v_from timestamptz;
     v_to timestamptz;
     v_split_hours timestamptz[];
-    v_oldest_request timestamptz;
+    v_missing_hour timestamptz;
 begin
     if p_project_id is null then
         raise exception 'get_dashboard_stats: p_project_id is NULL; pass the project''s uuid'
@@ -114,12 +115,6 @@ begin
     into v_open_from
     from {{ ref('int_usage_hourly_by_model') }};
     v_open_from := coalesce(v_open_from, '-infinity'::timestamptz);
-    if p_time_zone <> 'UTC' then
-        -- (before plain index scans go off: this is one probe of the (project_id, created_at) index)
-        select min(created_at) into v_oldest_request
-        from {{ ref('stg_proxy__usage_logs') }}
-        where project_id = p_project_id;
-    end if;
 
     -- The tail below is a few thousand rows of one project, ~2 ms through a bitmap scan of the
     -- (project_id, created_at) index. The planner prices that as one random page read per row and
@@ -186,7 +181,7 @@ begin
 
         ),
 
-        {{ rollup_usage('open_usage', 'usage_day', 'date', inline_input=false) | indent(8) }},
+        {{ rollup_usage('open_usage', 'usage_day', 'date', inline_input=false, keep_sketch=false) | indent(8) }},
 
         open_days as (
 
@@ -220,16 +215,29 @@ begin
     where midnight <> {{ utc_hour('midnight') }};
 
     -- a split hour needs its requests: if retention deleted them, the day cannot be split exactly
-    if exists (
-        select 1 from {{ ref('int_usage_hourly_by_model') }}
-        where
-            project_id = p_project_id
-            and hour_start = any(v_split_hours)
-            and hour_start < v_open_from
-            and (v_oldest_request is null or hour_start < {{ utc_hour('v_oldest_request') }})
-    ) then
+    -- (one probe of the (project_id, created_at) index per split hour that has aggregates; of the
+    -- source table, whose created_at the staging view passes through: the planner does not push a
+    -- correlated condition into the view and read all of a busy project's rows, 16 s at 10M rows)
+    select max(split.hour_start)
+    into v_missing_hour
+    from unnest(v_split_hours) as split(hour_start)
+    where
+        split.hour_start < v_open_from
+        and exists (
+            select 1 from {{ ref('int_usage_hourly_by_model') }} as hourly
+            where hourly.project_id = p_project_id and hourly.hour_start = split.hour_start
+        )
+        and not exists (
+            select 1 from {{ source('proxy', 'usage_logs') }} as logged
+            where
+                logged.project_id = p_project_id
+                and logged.created_at >= split.hour_start
+                and logged.created_at < split.hour_start + {{ hours(1) }}
+        );
+    if v_missing_hour is not null then
+        -- neither local day of that hour (before and after its midnight) can be split
         raise exception 'get_dashboard_stats: the local days of % before % need requests that retention deleted (a local midnight splits a UTC hour); ask for fewer days or use p_time_zone => ''UTC''',
-            p_time_zone, cast(v_oldest_request at time zone p_time_zone as date) + 1
+            p_time_zone, cast(v_missing_hour at time zone p_time_zone as date) + 2
             using errcode = '22023';
     end if;
 
@@ -243,13 +251,16 @@ begin
 
     local_usage as (
 
-        -- whole closed UTC hours: every request of the hour has the hour's local date
+        -- whole closed UTC hours: every request of the hour has the hour's local date (their
+        -- sketches come one per hour from usage_aggregations_hourly, in local_sketches)
         select
             project_id,
             cast(hour_start at time zone p_time_zone as date) as usage_day,
             provider,
             model,
-            {{ hourly_sum_columns() | join(',\n            ') }}
+            {%- for column in hourly_sum_columns() %}
+            {{ 'cast(null as jsonb) as latency_sketch' if column == 'latency_sketch' else column }}{{ ',' if not loop.last }}
+            {%- endfor %}
         from {{ ref('int_usage_hourly_by_model') }}
         where
             project_id = p_project_id
@@ -289,7 +300,30 @@ begin
 
     ),
 
-    {{ rollup_usage('local_usage', 'usage_day', 'date', inline_input=false) }},
+    local_sketches as (
+
+        -- one merged sketch per whole closed hour (a fifth of the entries of the per-model rows for
+        -- a busy project), and the sketches of what was read from the requests
+        select
+            project_id,
+            cast(hour_start at time zone p_time_zone as date) as date,
+            latency_sketch
+        from {{ ref('usage_aggregations_hourly') }}
+        where
+            project_id = p_project_id
+            and hour_start >= v_from
+            and hour_start < least(v_open_from, v_to)
+            and not hour_start = any(v_split_hours)
+
+        union all
+
+        select project_id, usage_day, latency_sketch
+        from local_usage
+        where latency_sketch is not null
+
+    ),
+
+    {{ rollup_usage('local_usage', 'usage_day', 'date', inline_input=false, sketch_rows='local_sketches', keep_sketch=false) }},
 
     local_days as (
 
