@@ -48,6 +48,13 @@
     'total_potential_cost_usd', 'total_savings_usd', 'avg_latency_ms', 'requests_by_provider', 'requests_by_model',
     'latency_p50_ms', 'latency_p95_ms', 'latency_p99_ms',
 ] -%}
+{#- the whole closed UTC hours of the local days asked for (hourly tables' rows of the project) -#}
+{%- set whole_closed_local_hours -%}
+project_id = p_project_id
+            and hour_start >= v_from
+            and hour_start < least(v_open_from, v_to)
+            and not hour_start = any(v_split_hours)
+{%- endset -%}
 {%- set local_date = "cast((created_at at time zone p_time_zone) as date)" -%}
 {%- set zero_filled_rows -%}
 select
@@ -262,11 +269,7 @@ begin
             {{ 'cast(null as jsonb) as latency_sketch' if column == 'latency_sketch' else column }}{{ ',' if not loop.last }}
             {%- endfor %}
         from {{ ref('int_usage_hourly_by_model') }}
-        where
-            project_id = p_project_id
-            and hour_start >= v_from
-            and hour_start < least(v_open_from, v_to)
-            and not hour_start = any(v_split_hours)
+        where {{ whole_closed_local_hours }}
 
         union all
 
@@ -309,11 +312,7 @@ begin
             cast(hour_start at time zone p_time_zone as date) as date,
             latency_sketch
         from {{ ref('usage_aggregations_hourly') }}
-        where
-            project_id = p_project_id
-            and hour_start >= v_from
-            and hour_start < least(v_open_from, v_to)
-            and not hour_start = any(v_split_hours)
+        where {{ whole_closed_local_hours }}
 
         union all
 
