@@ -36,23 +36,34 @@
     rebuilds from what its producer marked as replaced (macros/incremental/pending_rebuilds.sql),
     falling back to the lookback window when that is unknown. A model that is not incremental on
     this engine (a table rebuilt whole) reads everything.
+    With `on_date=true`, `relation_time_column` is a UTC date column instead (of a daily table;
+    grain 'day' or 'month', whose window bounds are midnights): it is compared with the bounds'
+    UTC dates, so that an index on it serves the range (`midnight(date) >= bound` serves none, and
+    a scheduled run would read the whole daily table).
 #}
-{% macro incremental_time_filter(relation_time_column, own_column, grain, from_pending=false) -%}
+{% macro incremental_time_filter(relation_time_column, own_column, grain, from_pending=false, on_date=false) -%}
     {%- set unit = replace_grain(grain) -%}
+    {%- if on_date and unit == 'hour' -%}
+        {{ exceptions.raise_compiler_error("incremental_time_filter: on_date=true needs a window of whole days, not grain " ~ grain) }}
+    {%- endif -%}
+    {%- set lower, upper = none, none -%}
     {%- if config.get('materialized') != 'incremental' -%}
         {#- a table rebuilt whole: a range would leave only the range in it -#}
-        true
     {%- elif is_range_rebuild() -%}
-        {%- set start_ts = utc_literal(rebuild_bound('start')) -%}
-        {%- set end_ts = utc_literal(rebuild_bound('end')) -%}
-        {{ relation_time_column }} >= {{ bucket_floor(start_ts, unit) }}
-        and {{ relation_time_column }} < {{ bucket_ceil(end_ts, unit) }}
+        {%- set lower = bucket_floor(utc_literal(rebuild_bound('start')), unit) -%}
+        {%- set upper = bucket_ceil(utc_literal(rebuild_bound('end')), unit) -%}
     {%- elif is_incremental() and from_pending and uses_pending_rebuilds() -%}
-        {{ relation_time_column }} >= coalesce({{ pending_window_start(unit) }}, {{ window_start(own_column, grain, unit) }})
+        {%- set lower = 'coalesce(' ~ pending_window_start(unit) ~ ', ' ~ window_start(own_column, grain, unit) ~ ')' -%}
     {%- elif is_incremental() -%}
-        {{ relation_time_column }} >= {{ window_start(own_column, grain, unit) }}
-    {%- else -%}
+        {%- set lower = window_start(own_column, grain, unit) -%}
+    {%- endif -%}
+    {%- if lower is none -%}
         true
+    {%- else -%}
+        {{ relation_time_column }} >= {{ utc_date(lower) if on_date else lower }}
+        {%- if upper is not none %}
+        and {{ relation_time_column }} < {{ utc_date(upper) if on_date else upper }}
+        {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
 

@@ -1,11 +1,14 @@
 {#
     What each project's traffic of a UTC month would have cost at another model's list prices
-    (docs/contract.md, section 10), for every candidate model. Computed from additive daily sums:
-    a candidate's price is constant over a UTC day (price periods are whole days), so per project
-    and day price x token sums = the sum of price x tokens per request, exactly. A day the
-    candidate has no price for is left out of every money column and of priced_requests.
-    Incremental like project_savings_monthly: the months whose days usage_aggregations_daily
-    replaced are rebuilt whole.
+    (docs/contract.md, section 10), for every candidate model. Computed from additive sums: a
+    candidate's price is constant over each of its price periods (whole UTC days), so price x the
+    token sum of the days a period covers = the sum of price x tokens per request, exactly. The
+    month is cut into segments at every candidate's price boundaries inside it; each project's daily
+    sums are added up once per segment (usually one: the whole month), and each candidate prices
+    a segment with the one period that covers it. A segment a candidate has no price for is left
+    out of every money column and of priced_requests. The cost is one pass over the month's daily
+    rows, not one per candidate. Incremental like project_savings_monthly: the months whose days
+    usage_aggregations_daily replaced are rebuilt whole.
 #}
 {{
     config(
@@ -32,15 +35,30 @@
 
 with daily_usage as (
 
-    select * from {{ ref('usage_aggregations_daily') }}
-    where {{ incremental_time_filter(utc_midnight('date'), 'month', 'month', from_pending=true) }}
+    -- the sums this needs, not the days' maps and sketches
+    select
+        project_id,
+        date,
+        total_requests,
+        tokens_input,
+        tokens_output,
+        cached_tokens_input,
+        cached_tokens_output,
+        total_cost_usd
+    from {{ ref('usage_aggregations_daily') }}
+    where {{ incremental_time_filter('date', 'month', 'month', from_pending=true, on_date=true) }}
 
 ),
 
 models_used as (
 
-    select * from {{ ref('usage_by_model_daily') }}
-    where {{ incremental_time_filter(utc_midnight('date'), 'month', 'month', from_pending=true) }}
+    -- the models each month's traffic used (one pass over the window's per-model days)
+    select distinct
+        {{ month_start('date') }} as month,
+        provider,
+        model
+    from {{ ref('usage_by_model_daily') }}
+    where {{ incremental_time_filter('date', 'month', 'month', from_pending=true, on_date=true) }}
 
 ),
 
@@ -62,7 +80,7 @@ candidates as (
 
     -- every exact-name priced model that some project used in the month, plus var counterfactual_models
     select distinct
-        {{ month_start('models_used.date') }} as month,
+        models_used.month,
         models_used.provider,
         models_used.model
     from models_used
@@ -81,55 +99,112 @@ candidates as (
 
 ),
 
-project_months as (
+candidate_prices as (
 
+    -- the price periods of each month's candidates
     select
-        project_id,
-        {{ month_start('date') }} as month,
-        sum(total_requests) as total_requests
-    from daily_usage
-    group by project_id, {{ month_start('date') }}
-
-),
-
-priced_days as (
-
-    -- each project day next to each candidate's price on that day
-    select
-        daily_usage.project_id,
         candidates.month,
         candidates.provider,
         candidates.model,
-        daily_usage.total_requests,
-        daily_usage.tokens_input,
-        daily_usage.tokens_output,
-        daily_usage.tokens_input - daily_usage.cached_tokens_input as uncached_tokens_input,
-        daily_usage.tokens_output - daily_usage.cached_tokens_output as uncached_tokens_output,
-        daily_usage.total_cost_usd,
+        model_prices.valid_from,
+        model_prices.valid_to,
         model_prices.input_usd_per_1m,
         model_prices.output_usd_per_1m
-    from daily_usage
-    inner join candidates on {{ month_start('daily_usage.date') }} = candidates.month
+    from candidates
     inner join model_prices
-        on
-            candidates.provider = model_prices.provider
-            and candidates.model = model_prices.model
-            and daily_usage.date >= model_prices.valid_from
-            and (model_prices.valid_to is null or daily_usage.date < model_prices.valid_to)
+        on candidates.provider = model_prices.provider and candidates.model = model_prices.model
 
 ),
 
-priced_months as (
+price_boundaries as (
 
+    -- the month's first day, and where some candidate's price starts or ends inside the month
+    select month, month as boundary from months
+    union
+    select month, valid_from as boundary from candidate_prices
+    where valid_from > month and valid_from < {{ month_start(add_days('month', 31)) }}
+    union
+    select month, valid_to as boundary from candidate_prices
+    where valid_to > month and valid_to < {{ month_start(add_days('month', 31)) }}
+
+),
+
+segments as (
+
+    -- stretches of days over which every candidate's price is constant
+    select
+        month,
+        boundary as segment_start,
+        lead(boundary) over (partition by month order by boundary) as segment_end
+    from price_boundaries
+
+),
+
+segment_usage as (
+
+    select
+        daily_usage.project_id,
+        segments.month,
+        segments.segment_start,
+        sum(daily_usage.total_requests) as total_requests,
+        sum(daily_usage.tokens_input) as tokens_input,
+        sum(daily_usage.tokens_output) as tokens_output,
+        sum(daily_usage.tokens_input - daily_usage.cached_tokens_input) as uncached_tokens_input,
+        sum(daily_usage.tokens_output - daily_usage.cached_tokens_output) as uncached_tokens_output,
+        sum(daily_usage.total_cost_usd) as total_cost_usd
+    from daily_usage
+    inner join segments
+        on
+            {{ month_start('daily_usage.date') }} = segments.month
+            and daily_usage.date >= segments.segment_start
+            and (segments.segment_end is null or daily_usage.date < segments.segment_end)
+    group by daily_usage.project_id, segments.month, segments.segment_start
+
+),
+
+priced_segments as (
+
+    -- every project's segment next to every candidate of its month, and the candidate's price over
+    -- the segment if it has one (one period covers a segment whole; NULL prices when none does)
+    select
+        segment_usage.project_id,
+        segment_usage.month,
+        candidates.provider,
+        candidates.model,
+        segment_usage.total_requests,
+        segment_usage.tokens_input,
+        segment_usage.tokens_output,
+        segment_usage.uncached_tokens_input,
+        segment_usage.uncached_tokens_output,
+        segment_usage.total_cost_usd,
+        candidate_prices.valid_from is not null as is_priced,
+        candidate_prices.input_usd_per_1m,
+        candidate_prices.output_usd_per_1m
+    from segment_usage
+    inner join candidates on segment_usage.month = candidates.month
+    left join candidate_prices
+        on
+            candidates.month = candidate_prices.month
+            and candidates.provider = candidate_prices.provider
+            and candidates.model = candidate_prices.model
+            and segment_usage.segment_start >= candidate_prices.valid_from
+            and (candidate_prices.valid_to is null or segment_usage.segment_start < candidate_prices.valid_to)
+
+),
+
+final as (
+
+    -- the money columns cover the priced segments only: NULL when the candidate priced none
     select
         project_id,
         month,
         provider,
         model,
-        sum(total_requests) as priced_requests,
-        sum(tokens_input) as tokens_input,
-        sum(tokens_output) as tokens_output,
-        sum(total_cost_usd) as actual_cost_usd,
+        cast(sum(total_requests) as bigint) as total_requests,
+        cast(sum(case when is_priced then total_requests else 0 end) as bigint) as priced_requests,
+        cast(sum(case when is_priced then tokens_input else 0 end) as bigint) as tokens_input,
+        cast(sum(case when is_priced then tokens_output else 0 end) as bigint) as tokens_output,
+        sum(case when is_priced then total_cost_usd end) as actual_cost_usd,
         sum(
             {{ usd_for_tokens('uncached_tokens_input', 'input_usd_per_1m') }}
             + {{ usd_for_tokens('uncached_tokens_output', 'output_usd_per_1m') }}
@@ -137,36 +212,13 @@ priced_months as (
         sum(
             {{ usd_for_tokens('tokens_input', 'input_usd_per_1m') }}
             + {{ usd_for_tokens('tokens_output', 'output_usd_per_1m') }}
-        ) as counterfactual_potential_cost_usd
-    from priced_days
+        ) as counterfactual_potential_cost_usd,
+        sum(
+            {{ usd_for_tokens('uncached_tokens_input', 'input_usd_per_1m') }}
+            + {{ usd_for_tokens('uncached_tokens_output', 'output_usd_per_1m') }}
+        ) - sum(case when is_priced then total_cost_usd end) as difference_usd
+    from priced_segments
     group by project_id, month, provider, model
-
-),
-
-final as (
-
-    -- every project of the month against every candidate of the month, priced or not
-    select
-        project_months.project_id,
-        project_months.month,
-        candidates.provider,
-        candidates.model,
-        cast(project_months.total_requests as bigint) as total_requests,
-        cast(coalesce(priced_months.priced_requests, 0) as bigint) as priced_requests,
-        cast(coalesce(priced_months.tokens_input, 0) as bigint) as tokens_input,
-        cast(coalesce(priced_months.tokens_output, 0) as bigint) as tokens_output,
-        priced_months.actual_cost_usd,
-        priced_months.counterfactual_cost_usd,
-        priced_months.counterfactual_potential_cost_usd,
-        priced_months.counterfactual_cost_usd - priced_months.actual_cost_usd as difference_usd
-    from project_months
-    inner join candidates on project_months.month = candidates.month
-    left join priced_months
-        on
-            project_months.project_id = priced_months.project_id
-            and project_months.month = priced_months.month
-            and candidates.provider = priced_months.provider
-            and candidates.model = priced_months.model
 
 )
 
