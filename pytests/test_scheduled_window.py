@@ -136,3 +136,30 @@ def test_the_dagster_deep_check_job_fails_on_the_broken_history_and_lists_the_te
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     listed = failure.step_failure_data.user_failure_data.metadata["failed"].value
     assert "source_unique_proxy_usage_logs_id" in listed and "assert_daily_matches_hourly_by_model" in listed
+
+
+def test_the_scheduled_build_reads_only_the_window_days_of_the_per_model_daily_table(broken_history):
+    """The marts rolled up from usage_by_model_daily (the daily mart, and the counterfactual's models
+    of the month) read the days they rebuild by an index range on `date`, not every day of history.
+    Sequential scans are off for this build, so that the test's small table is read as a large one
+    is: by index range where the predicate allows one, in full where it does not. (The forecast
+    reads the last 59 days of usage_aggregations_daily by design: a bounded read, not checked here.)"""
+    db = broken_history[0]
+    now = db.now()
+    insert_rows(db, [request(uuid.uuid4(), now - dt.timedelta(minutes=m)) for m in range(1, 30)])
+    table = "analytics.usage_by_model_daily"
+    window_start = (now - dt.timedelta(hours=settings.lookback_hours() + 1)).astimezone(dt.UTC).date()
+    window = db.query(f"select count(*) as n from {table} where date >= %s", (window_start,))[0]["n"]
+    everything = db.query(f"select count(*) as n from {table}")[0]["n"]
+    # the budget below must be far less than the old filter's four reads of the whole table
+    assert 10 * (window + 20) < 3 * everything, "the history must dwarf the window for this test to mean anything"
+    before = tuples_read(db, table)
+    # (a small batch is merged into its table, as on a large table, rather than the table rewritten)
+    db.cli("dbt", "build", "--vars", "{bucket_replace_rewrite_fraction: 1000}",
+           extra_env={"PGTZ": "UTC", "PGOPTIONS": "-c enable_seqscan=off"})
+    after = tuples_read(db, table)
+    assert after["seq_scan"] == before["seq_scan"]
+    read = after["tuples"] - before["tuples"]
+    # the roll-up reads its batch four times (sums, sketches, the two maps), the month's models once,
+    # the table's own replace once
+    assert read <= 10 * (window + 20), (read, window, everything)
