@@ -192,7 +192,7 @@ priced_segments as (
 
 ),
 
-final as (
+priced_months as (
 
     -- the money columns cover the priced segments only: NULL when the candidate priced none
     select
@@ -200,10 +200,10 @@ final as (
         month,
         provider,
         model,
-        cast(sum(total_requests) as bigint) as total_requests,
-        cast(sum(case when is_priced then total_requests else 0 end) as bigint) as priced_requests,
-        cast(sum(case when is_priced then tokens_input else 0 end) as bigint) as tokens_input,
-        cast(sum(case when is_priced then tokens_output else 0 end) as bigint) as tokens_output,
+        sum(total_requests) as total_requests,
+        sum(case when is_priced then total_requests else 0 end) as priced_requests,
+        sum(case when is_priced then tokens_input else 0 end) as tokens_input,
+        sum(case when is_priced then tokens_output else 0 end) as tokens_output,
         sum(case when is_priced then total_cost_usd end) as actual_cost_usd,
         sum(
             {{ usd_for_tokens('uncached_tokens_input', 'input_usd_per_1m') }}
@@ -212,13 +212,28 @@ final as (
         sum(
             {{ usd_for_tokens('tokens_input', 'input_usd_per_1m') }}
             + {{ usd_for_tokens('tokens_output', 'output_usd_per_1m') }}
-        ) as counterfactual_potential_cost_usd,
-        sum(
-            {{ usd_for_tokens('uncached_tokens_input', 'input_usd_per_1m') }}
-            + {{ usd_for_tokens('uncached_tokens_output', 'output_usd_per_1m') }}
-        ) - sum(case when is_priced then total_cost_usd end) as difference_usd
+        ) as counterfactual_potential_cost_usd
     from priced_segments
     group by project_id, month, provider, model
+
+),
+
+final as (
+
+    select
+        project_id,
+        month,
+        provider,
+        model,
+        cast(total_requests as bigint) as total_requests,
+        cast(priced_requests as bigint) as priced_requests,
+        cast(tokens_input as bigint) as tokens_input,
+        cast(tokens_output as bigint) as tokens_output,
+        actual_cost_usd,
+        counterfactual_cost_usd,
+        counterfactual_potential_cost_usd,
+        counterfactual_cost_usd - actual_cost_usd as difference_usd
+    from priced_months
 
 )
 
