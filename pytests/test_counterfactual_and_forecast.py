@@ -11,6 +11,7 @@ from conftest import SEED, insert_rows, raw_rows, request, utc
 from reference import Price, compute, counterfactual, load_prices
 
 CANDIDATE = ("openai", "gpt-test-candidate")  # priced only from the middle of the month (var counterfactual_models)
+RETIRED = ("openai", "gpt-test-retired")  # priced only until the 10th of the month, nothing after (var too)
 NEW_PROJECT = uuid.UUID("f0ca0000-0000-0000-0000-000000000001")  # one day of history
 
 
@@ -64,17 +65,25 @@ def built(make_db):
             " ('openai', 'gpt-test-candidate', 0.07, 0.7, %s, 'test: a candidate priced from mid-month')",
             (changed["input_usd_per_1m"] * 2, changed["output_usd_per_1m"] * 3, middle, middle),
         )
+        # a price period that ends inside the month with none after it: three segments in the month
+        conn.execute(
+            "insert into analytics.model_pricing"
+            " (provider, model, input_usd_per_1m, output_usd_per_1m, valid_from, valid_to, source)"
+            " values ('openai', 'gpt-test-retired', 0.3, 1.1, %s, %s, 'test: a candidate priced until the 10th')",
+            (month - dt.timedelta(days=40), month.replace(day=10)),
+        )
     next_month = (month + dt.timedelta(days=32)).replace(day=1)
     db.dbt(
         "run",
         "--select",
         "model_cost_counterfactual_monthly",
         "--vars",
-        f"{{start: '{month}', end: '{next_month}', counterfactual_models: ['{'/'.join(CANDIDATE)}']}}",
+        f"{{start: '{month}', end: '{next_month}',"
+        f" counterfactual_models: ['{'/'.join(CANDIDATE)}', '{'/'.join(RETIRED)}']}}",
     )
     # the marts were built at the seed's prices; only the counterfactual was rebuilt at the changed ones
     reference = compute(raw_rows(db), load_prices(SEED), db.now())
-    expected = counterfactual(reference.requests, prices_in(db), extra=(CANDIDATE,))
+    expected = counterfactual(reference.requests, prices_in(db), extra=(CANDIDATE, RETIRED))
     return db, reference, expected, month
 
 
@@ -99,6 +108,8 @@ def test_a_candidate_priced_from_mid_month_covers_only_those_days(built):
     assert rows and all(0 < r["priced_requests"] < r["total_requests"] for r in rows if r["total_requests"] > 50)
     mini = [v for k, v in expected.items() if k[1] == month and k[2:] == ("openai", "gpt-4o-mini")]
     assert all(r["priced_requests"] == r["total_requests"] for r in mini)  # priced all month, at two prices
+    retired = [v for k, v in expected.items() if k[1] == month and k[2:] == RETIRED]
+    assert retired and all(0 < r["priced_requests"] < r["total_requests"] for r in retired if r["total_requests"] > 50)
 
 
 def test_cache_hits_cost_nothing_on_any_candidate(built):

@@ -7,7 +7,7 @@
     sums are added up once per segment (usually one: the whole month), and each candidate prices
     a segment with the one period that covers it. A segment a candidate has no price for is left
     out of every money column and of priced_requests. The cost is one pass over the month's daily
-    rows, not one per candidate. Incremental like project_savings_monthly: the months whose days
+    rows (and one over its per-model days, for the candidates), not one per candidate. Incremental like project_savings_monthly: the months whose days
     usage_aggregations_daily replaced are rebuilt whole.
 #}
 {{
@@ -52,7 +52,7 @@ with daily_usage as (
 
 models_used as (
 
-    -- the models each month's traffic used (one pass over the window's per-model days)
+    -- the models each rebuilt month's traffic used (one pass over those months' per-model days)
     select distinct
         {{ month_start('date') }} as month,
         provider,
