@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -22,6 +23,7 @@ ZONES = (
     "UTC",
 )
 EDGE = uuid.UUID("7e2e0000-0000-0000-0000-00000000e2e1")
+UNPRICED = uuid.UUID("7e2e0000-0000-0000-0000-00000000e2e2")
 DAYS = 80  # back past every zone's autumn (or spring) transition of 2026
 MICROSECOND = dt.timedelta(microseconds=1)
 
@@ -58,6 +60,21 @@ def built(make_db):
             # a request a microsecond before, at, and a microsecond after each local midnight
             for offset, latency in ((-MICROSECOND, 700), (dt.timedelta(0), 40), (MICROSECOND, 5000)):
                 rows.append(request(EDGE, midnight + offset, latency_ms=latency, cost_usd=None))
+    # A model without a price: a non-cached request without a recorded cost has no known cost, a
+    # cached one costs its recorded cost or 0. Local days of these hours are NULL, 0 or priced
+    # depending on which side of a local midnight each request falls.
+    mystery = {"provider": "acme", "model": "mystery-1", "cost_usd": None, "potential_cost_usd": None}
+    for days_ago, hour, overrides in (
+        (10, 10, {}),
+        (10, 20, {"cached": True}),
+        (10, 21.5, {"cost_usd": Decimal("0.001")}),
+        (7, 3, {}),
+        (7, 23, {}),
+        (4, 1, {"cached": True}),
+        (4, 12, {}),
+    ):
+        at = dt.datetime.combine(today - dt.timedelta(days=days_ago), dt.time(), tzinfo=dt.UTC)
+        rows.append(request(UNPRICED, at + dt.timedelta(hours=hour), **{**mystery, **overrides}))
     insert_rows(db, rows)
     db.dbt("build")
     # rows no build has aggregated yet, around the latest local midnights
@@ -69,7 +86,8 @@ def built(make_db):
 @pytest.mark.parametrize("zone", ZONES)
 def test_local_days_equal_the_reference_in_every_zone(built, zone):
     db, reference = built
-    for project in [EDGE, *sorted({p for p, _ in reference.daily if p != EDGE}, key=str)[:2]]:
+    generated = sorted({p for p, _ in reference.daily if p not in (EDGE, UNPRICED)}, key=str)
+    for project in [EDGE, UNPRICED, *generated[:2]]:
         actual = db.query("select * from public.get_dashboard_stats(%s, %s, %s)", (project, DAYS, zone))
         assert len(actual) == DAYS
         assert_dashboard_matches(actual, reference.local_dashboard(project, DAYS, zone, db.now()), f"{zone} {project}")

@@ -39,20 +39,26 @@
     CTEs `<prefix>_sketch_entries`, `<prefix>_sketch_ranks` and `<prefix>_sketches`: the sketches of
     `rows` (a CTE with a `latency_sketch` column) merged per `group_columns`, with the merged map
     (NULL with keep_sketch=false) and the nearest-rank p50, p95 and p99 (docs/contract.md,
-    section 8). Ends with a comma.
+    section 8). With `sign_column`, each row's counts are multiplied by that column (+1 or -1) and
+    keys whose signed count is not positive are dropped: a sketch minus the sketch of a part of its
+    requests is the sketch of the rest, exactly. Ends with a comma.
 #}
-{% macro merge_latency_sketches(rows, group_columns, prefix, keep_sketch=true) -%}
+{% macro merge_latency_sketches(rows, group_columns, prefix, keep_sketch=true, sign_column=none) -%}
 {%- set groups = group_columns | join(', ') %}
+{%- set signed_count = 'sketch_count * ' ~ sign_column if sign_column else 'sketch_count' %}
 {{ prefix }}_sketch_entries as (
 
     select
         {{ groups }},
         sketch_key,
-        sum(sketch_count) as sketch_count
+        sum({{ signed_count }}) as sketch_count
     from (
-        {{ latency_sketch_entries(rows, group_columns) | indent(8) }}
+        {{ latency_sketch_entries(rows, group_columns + ([sign_column] if sign_column else [])) | indent(8) }}
     ) as entries
     group by {{ groups }}, sketch_key
+    {%- if sign_column %}
+    having sum({{ signed_count }}) > 0
+    {%- endif %}
 
 ),
 

@@ -9,11 +9,14 @@
     (aggregate_requests_by_hour), so a figure does not change when a build catches up.
 
     Another zone: a local day is the instants from its local midnight to the next (23 or 25 hours
-    on daylight-saving days). Whole UTC hours come from int_usage_hourly_by_model (their latency
-    sketches from usage_aggregations_hourly: one per hour, not one per model); an hour that a
-    local midnight splits (zones at :30 and :45, e.g. Asia/Kathmandu) and the open tail are read
-    from the requests and split by each request's local date. Retention may have deleted the
-    requests of an old split hour: then the call says so instead of guessing.
+    on daylight-saving days). A closed local day is its UTC days (usage_by_model_daily, sketches
+    from usage_aggregations_daily) plus and minus the UTC hours between each of its midnights and
+    the nearest UTC midnight (int_usage_hourly_by_model, sketches from usage_aggregations_hourly),
+    and the smaller side of an hour a midnight splits (zones at :30 and :45, e.g. Asia/Kathmandu)
+    from the requests: everything subtracts exactly (docs/contract.md, section 9). The last local
+    days, which reach into the open tail, add up whole hours and read split hours and the tail
+    from the requests by each request's local date. Retention may have deleted the requests of an
+    old split hour: then the call says so instead of guessing.
 #}
 
 {{
@@ -23,7 +26,7 @@
         arguments="p_project_id uuid, p_days integer, p_time_zone text default 'UTC'",
         argument_types='uuid, integer, text',
         replaces_argument_types=['uuid, integer'],
-        settings={'enable_indexscan': 'on', 'enable_sort': 'off'},
+        settings={'enable_indexscan': 'on', 'enable_sort': 'off', 'plan_cache_mode': 'auto'},
         returns="""table (
             date date,
             total_requests bigint,
@@ -48,14 +51,26 @@
     'total_potential_cost_usd', 'total_savings_usd', 'avg_latency_ms', 'requests_by_provider', 'requests_by_model',
     'latency_p50_ms', 'latency_p95_ms', 'latency_p99_ms',
 ] -%}
-{#- the whole closed UTC hours of the local days asked for (hourly tables' rows of the project) -#}
+{#- the whole closed UTC hours of the open local days (hourly tables' rows of the project) -#}
 {%- set whole_closed_local_hours -%}
 project_id = p_project_id
-            and hour_start >= v_from
+            and hour_start >= v_open_local_from
             and hour_start < least(v_open_from, v_to)
             and not hour_start = any(v_split_hours)
 {%- endset -%}
 {%- set local_date = "cast((created_at at time zone p_time_zone) as date)" -%}
+{#- the additive columns a closed local day adds up, signed (a money sum without a known value adds 0) -#}
+{%- set signed_columns = [
+    'total_requests', 'cached_requests', 'tokens_input', 'tokens_output', 'total_cost_usd', 'total_potential_cost_usd',
+    'total_savings_usd', 'unpriced_requests', 'latency_sum_ms', 'latency_count',
+] -%}
+{%- set signed_sum_columns -%}
+{%- for column in signed_columns -%}
+coalesce(__rows__.{{ column }}, 0) as {{ column }}{{ ',\n            ' if not loop.last }}
+{%- endfor -%}
+{%- endset -%}
+{#- the UTC midnight nearest to an instant (a local midnight's anchor: the UTC day a closed local day is built from) -#}
+{%- set nearest_utc_midnight = utc_midnight(utc_date('__instant__ + ' ~ hours(12))) -%}
 {%- set zero_filled_rows -%}
 select
     calendar.date,
@@ -88,6 +103,8 @@ declare
     v_to timestamptz;
     v_split_hours timestamptz[];
     v_missing_hour timestamptz;
+    v_closed_to_day date;
+    v_open_local_from timestamptz;
 begin
     if p_project_id is null then
         raise exception 'get_dashboard_stats: p_project_id is NULL; pass the project''s uuid'
@@ -213,6 +230,18 @@ begin
     -- Another zone: the local days' first and last instants, and the UTC hours a local midnight splits.
     v_from := cast(v_first_day as timestamp) at time zone p_time_zone;
     v_to := cast(v_today + 1 as timestamp) at time zone p_time_zone;
+    -- The closed local days (up to v_closed_to_day): every piece they are built from lies before
+    -- the open tail's UTC day (see closed_pieces below).
+    select coalesce(max(local_day), v_first_day - 1)
+    into v_closed_to_day
+    from (
+        select
+            cast(day_start as date) - 1 as local_day,
+            cast(day_start as timestamp) at time zone p_time_zone as local_midnight
+        from generate_series(v_first_day + 1, v_today + 1, interval '1 day') as day_start
+    ) as day_ends
+    where greatest(local_midnight, {{ nearest_utc_midnight | replace('__instant__', 'local_midnight') }})
+        <= {{ utc_midnight(utc_date('v_open_from')) }};
     select coalesce(array_agg(distinct {{ utc_hour('midnight') }}), '{}')
     into v_split_hours
     from (
@@ -248,11 +277,294 @@ begin
             using errcode = '22023';
     end if;
 
+    v_open_local_from := cast(v_closed_to_day + 1 as timestamp) at time zone p_time_zone;
+    -- Planning this query takes longer than running it for most projects (~20 ms): plan it once per
+    -- session. The plan does not depend on the values (undone when the function returns).
+    perform set_config('plan_cache_mode', 'force_generic_plan', true);
+
     return query
     with calendar as (
 
         select cast(day_start as date) as date
         from generate_series(v_first_day, v_today, interval '1 day') as day_start
+
+    ),
+
+    -- Closed local days: a local day is the UTC days between the anchors of its two midnights
+    -- (each midnight's nearest UTC midnight), plus or minus the instants between each midnight and
+    -- its anchor. Sums and counts subtract exactly, and so do sketch counts, so a day costs its
+    -- daily rows and the few hours between the midnights, not 24 hourly rows.
+    closed_midnights as (
+
+        select
+            local_day,
+            local_midnight,
+            {{ nearest_utc_midnight | replace('__instant__', 'local_midnight') }} as anchor_midnight,
+            {{ utc_hour('local_midnight') }} as midnight_hour
+        from (
+            select
+                cast(day_start as date) as local_day,
+                cast(day_start as timestamp) at time zone p_time_zone as local_midnight
+            from generate_series(v_first_day, v_closed_to_day + 1, interval '1 day') as day_start
+        ) as midnights
+        where v_closed_to_day >= v_first_day
+
+    ),
+
+    midnight_gaps as (
+
+        -- the instants between a local midnight and its anchor: the day starting at the midnight
+        -- gains them if the midnight comes first (loses them otherwise), the day ending there the
+        -- opposite. A midnight inside a UTC hour splits it in two sides: the gap holds one; the
+        -- smaller side is read from the requests, and the whole hour too when the gap's side is the larger.
+        select
+            *,
+            (part_in_gap > {{ minutes(30) }}) as is_read_whole,
+            case when (part_in_gap > {{ minutes(30) }}) = (local_midnight < anchor_midnight)
+                then midnight_hour else local_midnight end as requests_from,
+            case when (part_in_gap > {{ minutes(30) }}) = (local_midnight < anchor_midnight)
+                then local_midnight else midnight_hour + {{ hours(1) }} end as requests_to
+        from (
+            select
+                local_day,
+                local_midnight,
+                anchor_midnight,
+                midnight_hour,
+                case when local_midnight < anchor_midnight then 1 else -1 end as starting_day_sign,
+                case
+                    when local_midnight > anchor_midnight then anchor_midnight
+                    when local_midnight = midnight_hour then local_midnight
+                    else midnight_hour + {{ hours(1) }}
+                end as whole_hours_from,
+                case when local_midnight < anchor_midnight then anchor_midnight else midnight_hour end
+                    as whole_hours_to,
+                case
+                    when local_midnight = midnight_hour then null
+                    when local_midnight < anchor_midnight then midnight_hour + {{ hours(1) }} - local_midnight
+                    else local_midnight - midnight_hour
+                end as part_in_gap
+            from closed_midnights
+            where local_midnight <> anchor_midnight
+        ) as gaps
+
+    ),
+
+    gap_pieces as (
+
+        select local_day, starting_day_sign, 'hour' as piece, hour_start, 1 as gap_sign
+        from midnight_gaps
+        cross join lateral generate_series(whole_hours_from, whole_hours_to - {{ hours(1) }}, {{ hours(1) }}) as hour_start
+
+        union all
+
+        -- the hour a midnight splits, read whole when the requests part is its smaller side
+        select local_day, starting_day_sign, 'hour', midnight_hour, 1
+        from midnight_gaps
+        where is_read_whole
+
+        union all
+
+        select
+            local_day,
+            starting_day_sign,
+            'requests',
+            midnight_hour,
+            case when is_read_whole then -1 else 1 end
+        from midnight_gaps
+        where part_in_gap is not null
+
+    ),
+
+    closed_pieces as (
+
+        -- (local day, sign, piece): UTC days whole, UTC hours whole, or a split hour's requests
+        select local_day as date, starting_day_sign * gap_sign as sign, piece, hour_start
+        from gap_pieces
+        where local_day <= v_closed_to_day
+
+        union all
+
+        select local_day - 1, -starting_day_sign * gap_sign, piece, hour_start
+        from gap_pieces
+        where local_day > v_first_day
+
+        union all
+
+        -- (24 hours, not '1 day': a day's length in timestamptz arithmetic follows the session's TimeZone)
+        select day_start.local_day, 1, 'day', utc_midnight
+        from closed_midnights as day_start
+        inner join closed_midnights as day_end on day_end.local_day = day_start.local_day + 1
+        cross join lateral generate_series(
+            day_start.anchor_midnight, day_end.anchor_midnight - {{ hours(24) }}, {{ hours(24) }}
+        ) as utc_midnight
+
+    ),
+
+    split_hour_requests as (
+
+        -- the smaller side of each split hour, from the requests (one index range each; `offset 0`
+        -- keeps the planner from merging them into one scan of all the project's rows)
+        {{ aggregate_requests_by_hour(
+            "(select part_requests.* from midnight_gaps as gap"
+            ~ " cross join lateral (select * from " ~ ref('int_usage_logs_validated') ~ " as hour_requests"
+            ~ " where hour_requests.project_id = p_project_id"
+            ~ " and hour_requests.created_at >= gap.requests_from"
+            ~ " and hour_requests.created_at < gap.requests_to"
+            ~ " offset 0) as part_requests"
+            ~ " where gap.part_in_gap is not null) as split_requests",
+            ref('stg_pricing__model_prices'),
+            "true",
+            group_by_logged_labels=true,
+        ) | indent(8) }}
+
+    ),
+
+    signed_model_rows as (
+
+        -- every piece's per-model sums, signed, with the UTC date they belong to
+        select pieces.date, pieces.sign, daily.date as usage_date, daily.provider, daily.model,
+            {{ signed_sum_columns | replace('__rows__', 'daily') }}
+        from closed_pieces as pieces
+        inner join {{ ref('usage_by_model_daily') }} as daily
+            on daily.project_id = p_project_id and daily.date = {{ utc_date('pieces.hour_start') }}
+        where pieces.piece = 'day'
+
+        union all
+
+        select pieces.date, pieces.sign, {{ utc_date('hourly.hour_start') }}, hourly.provider, hourly.model,
+            {{ signed_sum_columns | replace('__rows__', 'hourly') }}
+        from closed_pieces as pieces
+        inner join {{ ref('int_usage_hourly_by_model') }} as hourly
+            on hourly.project_id = p_project_id and hourly.hour_start = pieces.hour_start
+        where pieces.piece = 'hour'
+
+        union all
+
+        select pieces.date, pieces.sign, {{ utc_date('requests.hour_start') }}, requests.provider, requests.model,
+            {{ signed_sum_columns | replace('__rows__', 'requests') }}
+        from closed_pieces as pieces
+        inner join split_hour_requests as requests on requests.hour_start = pieces.hour_start
+        where pieces.piece = 'requests'
+
+    ),
+
+    closed_model_parts as (
+
+        -- a local day's requests of one model on one UTC date (the parts a local day adds up)
+        select
+            date,
+            usage_date,
+            provider,
+            model,
+            {%- for column in signed_columns %}
+            sum(sign * {{ column }}) as {{ column }}{{ ',' if not loop.last }}
+            {%- endfor %}
+        from signed_model_rows
+        group by date, usage_date, provider, model
+
+    ),
+
+    closed_totals as (
+
+        -- a price is fixed per model and UTC date, so a part's requests of unknown cost are exactly
+        -- its unpriced requests that are not cached (none when it has a price); the money sums are
+        -- NULL when no request has a known value, as a roll-up of the requests gives
+        select
+            date,
+            sum(total_requests) as total_requests,
+            sum(cached_requests) as cached_requests,
+            sum(tokens_input) as tokens_input,
+            sum(tokens_output) as tokens_output,
+            case when bool_or(total_requests > unpriced_requests or cached_requests > 0)
+                then sum(total_cost_usd) end as total_cost_usd,
+            case when sum(unpriced_requests) < sum(total_requests) then sum(total_potential_cost_usd) end
+                as total_potential_cost_usd,
+            case when sum(unpriced_requests) < sum(total_requests) then sum(total_savings_usd) end
+                as total_savings_usd,
+            sum(latency_sum_ms) as latency_sum_ms,
+            sum(latency_count) as latency_count
+        from closed_model_parts
+        where total_requests > 0
+        group by date
+
+    ),
+
+    closed_provider_maps as (
+
+        select date, {{ counts_to_map('provider', 'requests') }} as requests_by_provider
+        from (
+            select date, provider, sum(total_requests) as requests
+            from closed_model_parts
+            group by date, provider
+            having sum(total_requests) > 0
+        ) as provider_counts
+        group by date
+
+    ),
+
+    closed_model_maps as (
+
+        select date, {{ counts_to_map('model', 'requests') }} as requests_by_model
+        from (
+            select date, model, sum(total_requests) as requests
+            from closed_model_parts
+            group by date, model
+            having sum(total_requests) > 0
+        ) as model_counts
+        group by date
+
+    ),
+
+    signed_sketch_rows as (
+
+        -- one sketch per UTC day and hour (not one per model), and the split hours' per model
+        select pieces.date, pieces.sign, daily.latency_sketch
+        from closed_pieces as pieces
+        inner join {{ ref('usage_aggregations_daily') }} as daily
+            on daily.project_id = p_project_id and daily.date = {{ utc_date('pieces.hour_start') }}
+        where pieces.piece = 'day' and daily.latency_sketch is not null
+
+        union all
+
+        select pieces.date, pieces.sign, hourly.latency_sketch
+        from closed_pieces as pieces
+        inner join {{ ref('usage_aggregations_hourly') }} as hourly
+            on hourly.project_id = p_project_id and hourly.hour_start = pieces.hour_start
+        where pieces.piece = 'hour' and hourly.latency_sketch is not null
+
+        union all
+
+        select pieces.date, pieces.sign, requests.latency_sketch
+        from closed_pieces as pieces
+        inner join split_hour_requests as requests on requests.hour_start = pieces.hour_start
+        where pieces.piece = 'requests' and requests.latency_sketch is not null
+
+    ),
+
+    {{ merge_latency_sketches('signed_sketch_rows', ['date'], 'closed', keep_sketch=false, sign_column='sign') }}
+
+    closed_days as (
+
+        select
+            totals.date,
+            cast(totals.total_requests as bigint) as total_requests,
+            cast(totals.cached_requests as bigint) as cached_requests,
+            {{ percent_of('totals.cached_requests', 'totals.total_requests') }} as cache_hit_rate,
+            cast(totals.tokens_input + totals.tokens_output as bigint) as total_tokens,
+            totals.total_cost_usd,
+            totals.total_potential_cost_usd,
+            totals.total_savings_usd,
+            {{ ratio_2dp('totals.latency_sum_ms', 'totals.latency_count') }} as avg_latency_ms,
+            provider_maps.requests_by_provider,
+            model_maps.requests_by_model,
+            sketches.latency_p50_ms,
+            sketches.latency_p95_ms,
+            sketches.latency_p99_ms
+        from closed_totals as totals
+        inner join closed_provider_maps as provider_maps on totals.date = provider_maps.date
+        inner join closed_model_maps as model_maps on totals.date = model_maps.date
+        left join closed_sketches as sketches on totals.date = sketches.date
+        where totals.total_requests > 0
 
     ),
 
@@ -290,12 +602,12 @@ begin
                 ~ " and hour_requests.created_at >= split.hour_start"
                 ~ " and hour_requests.created_at < split.hour_start + " ~ hours(1)
                 ~ " offset 0) as split_requests"
-                ~ " where split.hour_start < v_open_from"
+                ~ " where split.hour_start < v_open_from and split.hour_start + " ~ hours(1) ~ " > v_open_local_from"
                 ~ " union all select tail_requests.* from " ~ ref('int_usage_logs_validated') ~ " as tail_requests"
                 ~ " where tail_requests.project_id = p_project_id and tail_requests.created_at >= v_open_from"
                 ~ " and tail_requests.created_at < v_to) as local_requests",
                 ref('stg_pricing__model_prices'),
-                "created_at >= v_from and created_at < v_to",
+                "created_at >= v_open_local_from and created_at < v_to",
                 group_by_logged_labels=true,
                 extra_groups={'local_date': local_date},
             ) | indent(12) }}
@@ -330,7 +642,15 @@ begin
             {{ dashboard_columns | join(',\n            ') }}
         from rolled_up
 
+    ),
+
+    days_with_traffic as (
+
+        select * from closed_days
+        union all
+        select * from local_days
+
     )
 
-    {{ zero_filled_rows | replace('__days__', 'local_days') | indent(4) }};
+    {{ zero_filled_rows | replace('__days__', 'days_with_traffic') | indent(4) }};
 end
