@@ -489,31 +489,21 @@ begin
 
     ),
 
-    closed_provider_maps as (
+    {%- for label in ['provider', 'model'] %}
 
-        select date, {{ counts_to_map('provider', 'requests') }} as requests_by_provider
+    closed_{{ label }}_maps as (
+
+        select date, {{ counts_to_map(label, 'requests') }} as requests_by_{{ label }}
         from (
-            select date, provider, sum(total_requests) as requests
+            select date, {{ label }}, sum(total_requests) as requests
             from closed_model_parts
-            group by date, provider
+            group by date, {{ label }}
             having sum(total_requests) > 0
-        ) as provider_counts
+        ) as {{ label }}_counts
         group by date
 
     ),
-
-    closed_model_maps as (
-
-        select date, {{ counts_to_map('model', 'requests') }} as requests_by_model
-        from (
-            select date, model, sum(total_requests) as requests
-            from closed_model_parts
-            group by date, model
-            having sum(total_requests) > 0
-        ) as model_counts
-        group by date
-
-    ),
+    {%- endfor %}
 
     signed_sketch_rows as (
 
