@@ -164,3 +164,22 @@ def test_a_split_hour_whose_requests_retention_deleted_is_refused(make_db):
     assert "retention deleted" in str(error.value)
     recent = db.query("select * from public.get_dashboard_stats(%s, 1, 'Asia/Kolkata')", (project,))
     assert len(recent) == 1
+
+
+def test_local_days_whose_hourly_aggregates_retention_deleted_are_refused(make_db):
+    db = make_db("wl_test_time_zone_hourly_retention")
+    project = uuid.uuid4()
+    db.generate(rows=500, days=6, projects=2, seed=5)
+    start = db.now() - dt.timedelta(days=5)
+    insert_rows(db, [request(project, start + dt.timedelta(minutes=30 * i)) for i in range(2 * 24 * 5)])
+    db.dbt("build")
+    db.cli("retention", "--hourly-days", "3", "--daily-days", "forever")
+    utc = db.query("select sum(total_requests) as n from public.get_dashboard_stats(%s, 6, 'UTC')", (project,))
+    assert utc[0]["n"] == 2 * 24 * 5  # the daily aggregates outlive the hourly ones
+    # a local day is its UTC day plus and minus hours: without those hours it cannot be exact
+    with pytest.raises(psycopg.Error) as error:
+        db.query("select * from public.get_dashboard_stats(%s, 6, 'America/New_York')", (project,))
+    assert "hourly aggregates that retention deleted" in str(error.value)
+    recent = db.query("select * from public.get_dashboard_stats(%s, 2, 'America/New_York')", (project,))
+    reference = compute(raw_rows(db), load_prices(SEED), db.now())
+    assert_dashboard_matches(recent, reference.local_dashboard(project, 2, "America/New_York", db.now()), "recent")

@@ -105,6 +105,7 @@ declare
     v_missing_hour timestamptz;
     v_closed_to_day date;
     v_open_local_from timestamptz;
+    v_first_hour timestamptz;
 begin
     if p_project_id is null then
         raise exception 'get_dashboard_stats: p_project_id is NULL; pass the project''s uuid'
@@ -275,6 +276,24 @@ begin
         raise exception 'get_dashboard_stats: the local days of % before % need requests that retention deleted (a local midnight splits a UTC hour); ask for fewer days or use p_time_zone => ''UTC''',
             p_time_zone, cast(v_missing_hour at time zone p_time_zone as date) + 2
             using errcode = '22023';
+    end if;
+
+    -- a closed local day needs the hours between its midnights: if retention deleted them (whole
+    -- UTC days of hourly aggregates, kept shorter than the daily ones), say so instead of
+    -- returning the UTC day (one probe of each table's index)
+    if v_closed_to_day >= v_first_day then
+        select min(hour_start) into v_first_hour from {{ ref('int_usage_hourly_by_model') }};
+        if exists (
+            select 1 from {{ ref('usage_by_model_daily') }} as daily
+            where
+                daily.project_id = p_project_id
+                and daily.date >= {{ utc_date('least(v_from, ' ~ (nearest_utc_midnight | replace('__instant__', 'v_from')) ~ ')') }}
+                and daily.date < coalesce({{ utc_date('v_first_hour') }}, 'infinity'::date)
+        ) then
+            raise exception 'get_dashboard_stats: the local days of % before % need hourly aggregates that retention deleted; ask for fewer days or use p_time_zone => ''UTC''',
+                p_time_zone, coalesce(cast(v_first_hour at time zone p_time_zone as date) + 2, v_today + 1)
+                using errcode = '22023';
+        end if;
     end if;
 
     v_open_local_from := cast(v_closed_to_day + 1 as timestamp) at time zone p_time_zone;
