@@ -63,6 +63,14 @@ def db(make_db):
         rows += [request(project, now - dt.timedelta(hours=2 * i + 5), cached=i % 4 == 0) for i in range(count)]
     insert_rows(db, rows)
     db.dbt("build")
+    # every project reports in Asia/Kolkata: their local days are stored too
+    with db.connect() as conn:
+        conn.execute(
+            "insert into analytics.project_settings (project_id, time_zone)"
+            " select id, 'Asia/Kolkata' from public.projects"
+        )
+    today = now.astimezone(dt.UTC).date()
+    db.cli("rebuild", "--start", str(today - dt.timedelta(days=6)), "--end", str(today + dt.timedelta(days=1)))
     # traffic no build has aggregated yet: the dashboard's open tail must be isolated too
     insert_rows(db, [request(p, now - dt.timedelta(minutes=3)) for p in (PROJECT_A, PROJECT_B, PROJECT_B)])
     return db
@@ -81,6 +89,7 @@ AGGREGATES = [
     "usage_aggregations_hourly",
     "usage_aggregations_daily",
     "usage_by_model_daily",
+    "usage_aggregations_local_daily",
     "project_savings_monthly",
 ]
 

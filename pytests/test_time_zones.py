@@ -77,6 +77,13 @@ def built(make_db):
         rows.append(request(UNPRICED, at + dt.timedelta(hours=hour), **{**mystery, **overrides}))
     insert_rows(db, rows)
     db.dbt("build")
+    # two projects report in their own zone: their closed local days are stored once the history is rebuilt
+    with db.connect() as conn:
+        conn.execute(
+            "insert into analytics.project_settings (project_id, time_zone) values (%s, %s), (%s, %s)",
+            (EDGE, "Asia/Kathmandu", UNPRICED, "America/New_York"),
+        )
+    db.cli("rebuild", "--start", str(today - dt.timedelta(days=DAYS + 1)), "--end", str(today + dt.timedelta(days=1)))
     # rows no build has aggregated yet, around the latest local midnights
     insert_rows(db, [request(EDGE, now - dt.timedelta(minutes=m), latency_ms=90 + m) for m in (2, 20, 45)])
     reference = compute(raw_rows(db), load_prices(SEED), db.now())
@@ -150,7 +157,8 @@ def test_a_split_hour_whose_requests_retention_deleted_is_refused(make_db):
     start = db.now() - dt.timedelta(days=3)
     insert_rows(db, [request(project, start + dt.timedelta(minutes=15 * i)) for i in range(4 * 72)])
     db.dbt("build")
-    cutoff = db.now() - dt.timedelta(days=2)
+    # at a whole hour, as the retention command deletes (at a UTC midnight)
+    cutoff = (db.now() - dt.timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
     with db.connect() as conn:
         conn.execute("delete from public.usage_logs where project_id = %s and created_at < %s", (project, cutoff))
     utc = db.query("select sum(total_requests) as n from public.get_dashboard_stats(%s, 4, 'UTC')", (project,))
@@ -164,6 +172,40 @@ def test_a_split_hour_whose_requests_retention_deleted_is_refused(make_db):
     assert "retention deleted" in str(error.value)
     recent = db.query("select * from public.get_dashboard_stats(%s, 1, 'Asia/Kolkata')", (project,))
     assert len(recent) == 1
+    # the project sets its zone and the history is rebuilt: the days that cannot be split are not
+    # stored (nothing replaces them with what is left), the later ones are
+    with db.connect() as conn:
+        conn.execute(
+            "insert into analytics.project_settings (project_id, time_zone) values (%s, 'Asia/Kolkata')", (project,)
+        )
+    today = db.now().astimezone(dt.UTC).date()
+    # (the model alone: the rebuild command's reconciliation tests rightly fail on this project's
+    # raw rows deleted by hand)
+    window = f"{{start: '{today - dt.timedelta(days=5)}', end: '{today + dt.timedelta(days=1)}'}}"
+    db.dbt("run", "--select", "usage_aggregations_local_daily", "--vars", window)
+    stored = {
+        r["date"]
+        for r in db.query("select date from analytics.usage_aggregations_local_daily where project_id = %s", (project,))
+    }
+    # the local day starting at the Kolkata midnight between the first request and the cutoff: its
+    # split hour (18:00-19:00 UTC) had requests, all deleted
+    kolkata = ZoneInfo("Asia/Kolkata")
+    split_day = next(
+        day
+        for day in (start.astimezone(kolkata).date() + dt.timedelta(days=n) for n in range(3))
+        if start <= dt.datetime.combine(day, dt.time(), tzinfo=kolkata) < cutoff
+    )
+    assert split_day not in stored, sorted(stored)
+    assert db.now().astimezone(kolkata).date() - dt.timedelta(days=1) in stored
+    with pytest.raises(psycopg.Error) as error:
+        db.query("select * from public.get_dashboard_stats(%s, 4, 'Asia/Kolkata')", (project,))
+    assert "retention deleted" in str(error.value)
+    reference = compute(raw_rows(db), load_prices(SEED), db.now())
+    assert_dashboard_matches(
+        db.query("select * from public.get_dashboard_stats(%s, 2, 'Asia/Kolkata')", (project,)),
+        reference.local_dashboard(project, 2, "Asia/Kolkata", db.now()),
+        "stored after retention",
+    )
 
 
 def test_local_days_whose_hourly_aggregates_retention_deleted_are_refused(make_db):
@@ -183,3 +225,51 @@ def test_local_days_whose_hourly_aggregates_retention_deleted_are_refused(make_d
     recent = db.query("select * from public.get_dashboard_stats(%s, 2, 'America/New_York')", (project,))
     reference = compute(raw_rows(db), load_prices(SEED), db.now())
     assert_dashboard_matches(recent, reference.local_dashboard(project, 2, "America/New_York", db.now()), "recent")
+
+
+def test_the_project_zone_is_read_from_stored_local_days(built):
+    db, reference = built
+    stored = db.query(
+        "select count(*) as n from analytics.usage_aggregations_local_daily where project_id = %s and time_zone = %s",
+        (EDGE, "Asia/Kathmandu"),
+    )
+    assert stored[0]["n"] >= DAYS - 2  # every closed local day since the data began, zeros included
+    expected = reference.local_dashboard(EDGE, DAYS, "Asia/Kathmandu", db.now())
+    day = next(r["date"] for r in expected[5:] if r["total_requests"] > 0)
+    with db.connect() as conn:
+        conn.execute("set timezone = 'Pacific/Chatham'")  # the session's zone changes nothing
+        actual = conn.execute(
+            "select * from public.get_dashboard_stats(%s, %s, 'Asia/Kathmandu')", (EDGE, DAYS)
+        ).fetchall()
+        assert_dashboard_matches(actual, expected, "stored Kathmandu")
+        # the stored day is what the call returns (a changed row shows), in a transaction rolled back
+        with conn.transaction():
+            conn.execute(
+                "update analytics.usage_aggregations_local_daily set total_requests = total_requests + 1000"
+                " where project_id = %s and date = %s",
+                (EDGE, day),
+            )
+            changed = conn.execute(
+                "select total_requests from public.get_dashboard_stats(%s, %s, 'Asia/Kathmandu') where date = %s",
+                (EDGE, DAYS, day),
+            ).fetchone()["total_requests"]
+            assert changed == next(r["total_requests"] for r in expected if r["date"] == day) + 1000
+            raise psycopg.Rollback
+
+
+def test_a_changed_project_zone_adds_up_the_days_not_stored_in_it(built):
+    db, reference = built
+    with db.connect() as conn:
+        conn.execute(
+            "update analytics.project_settings set time_zone = 'Asia/Kolkata' where project_id = %s", (UNPRICED,)
+        )
+    try:
+        for zone in ("Asia/Kolkata", "America/New_York"):
+            actual = db.query("select * from public.get_dashboard_stats(%s, %s, %s)", (UNPRICED, DAYS, zone))
+            assert_dashboard_matches(actual, reference.local_dashboard(UNPRICED, DAYS, zone, db.now()), zone)
+    finally:
+        with db.connect() as conn:
+            conn.execute(
+                "update analytics.project_settings set time_zone = 'America/New_York' where project_id = %s",
+                (UNPRICED,),
+            )

@@ -8,6 +8,9 @@
     minus the lookback, from the requests through the same query the build runs
     (aggregate_requests_by_hour), so a figure does not change when a build catches up.
 
+    The project's own reporting zone: closed local days stored in usage_aggregations_local_daily
+    are read as they are (the days before the newest one missing there are added up as below).
+
     Another zone: a local day is the instants from its local midnight to the next (23 or 25 hours
     on daylight-saving days). A closed local day is its UTC days (usage_by_model_daily, sketches
     from usage_aggregations_daily) plus and minus the UTC hours between each of its midnights and
@@ -46,6 +49,8 @@
     )
 }}
 
+{#- stored local days: a Postgres-only model, as this function is -#}
+{%- set local_daily = ref('usage_aggregations_local_daily') if target.type == 'postgres' else none -%}
 {%- set dashboard_columns = [
     'date', 'total_requests', 'cached_requests', 'cache_hit_rate', 'total_tokens', 'total_cost_usd',
     'total_potential_cost_usd', 'total_savings_usd', 'avg_latency_ms', 'requests_by_provider', 'requests_by_model',
@@ -104,6 +109,7 @@ declare
     v_split_hours timestamptz[];
     v_missing_hour timestamptz;
     v_closed_to_day date;
+    v_computed_to_day date;
     v_open_local_from timestamptz;
     v_first_hour timestamptz;
 begin
@@ -243,6 +249,17 @@ begin
     ) as day_ends
     where greatest(local_midnight, {{ nearest_utc_midnight | replace('__instant__', 'local_midnight') }})
         <= {{ utc_midnight(utc_date('v_open_from')) }};
+    -- Closed local days stored for the project's own zone (usage_aggregations_local_daily) are read
+    -- as they are; the days before the last one missing there (a zone set or changed since) are
+    -- added up below (up to v_computed_to_day). One index probe per day.
+    select coalesce(max(cast(day_start as date)), v_first_day - 1)
+    into v_computed_to_day
+    from generate_series(v_first_day, v_closed_to_day, interval '1 day') as day_start
+    where not exists (
+        select 1 from {{ local_daily }} as stored
+        where stored.project_id = p_project_id and stored.date = cast(day_start as date)
+            and stored.time_zone = p_time_zone
+    );
     select coalesce(array_agg(distinct {{ utc_hour('midnight') }}), '{}')
     into v_split_hours
     from (
@@ -260,6 +277,9 @@ begin
     from unnest(v_split_hours) as split(hour_start)
     where
         split.hour_start < v_open_from
+        -- the split hours of the days added up below and of the open days
+        and (split.hour_start <= cast(v_computed_to_day + 1 as timestamp) at time zone p_time_zone
+            or split.hour_start + {{ hours(1) }} > cast(v_closed_to_day + 1 as timestamp) at time zone p_time_zone)
         and exists (
             select 1 from {{ ref('int_usage_hourly_by_model') }} as hourly
             where hourly.project_id = p_project_id and hourly.hour_start = split.hour_start
@@ -281,7 +301,7 @@ begin
     -- a closed local day needs the hours between its midnights: if retention deleted them (whole
     -- UTC days of hourly aggregates, kept shorter than the daily ones), say so instead of
     -- returning the UTC day (one probe of each table's index)
-    if v_closed_to_day >= v_first_day then
+    if v_computed_to_day >= v_first_day then
         select min(hour_start) into v_first_hour from {{ ref('int_usage_hourly_by_model') }};
         if exists (
             select 1 from {{ ref('usage_by_model_daily') }} as daily
@@ -289,6 +309,7 @@ begin
                 daily.project_id = p_project_id
                 and daily.date >= {{ utc_date('least(v_from, ' ~ (nearest_utc_midnight | replace('__instant__', 'v_from')) ~ ')') }}
                 and daily.date < coalesce({{ utc_date('v_first_hour') }}, 'infinity'::date)
+                and daily.date <= v_computed_to_day + 1
         ) then
             raise exception 'get_dashboard_stats: the local days of % before % need hourly aggregates that retention deleted; ask for fewer days or use p_time_zone => ''UTC''',
                 p_time_zone, coalesce(cast(v_first_hour at time zone p_time_zone as date) + 2, v_today + 1)
@@ -324,9 +345,9 @@ begin
             select
                 cast(day_start as date) as local_day,
                 cast(day_start as timestamp) at time zone p_time_zone as local_midnight
-            from generate_series(v_first_day, v_closed_to_day + 1, interval '1 day') as day_start
+            from generate_series(v_first_day, v_computed_to_day + 1, interval '1 day') as day_start
         ) as midnights
-        where v_closed_to_day >= v_first_day
+        where v_computed_to_day >= v_first_day
 
     ),
 
@@ -399,7 +420,7 @@ begin
         -- (local day, sign, piece): UTC days whole, UTC hours whole, or a split hour's requests
         select local_day as date, starting_day_sign * gap_sign as sign, piece, hour_start
         from gap_pieces
-        where local_day <= v_closed_to_day
+        where local_day <= v_computed_to_day
 
         union all
 
@@ -577,6 +598,20 @@ begin
 
     ),
 
+    stored_days as (
+
+        select
+            {{ dashboard_columns | join(',\n            ') }}
+        from {{ local_daily }}
+        where
+            project_id = p_project_id
+            and time_zone = p_time_zone
+            and date > v_computed_to_day
+            and date <= v_closed_to_day
+            and total_requests > 0
+
+    ),
+
     local_usage as (
 
         -- whole closed UTC hours: every request of the hour has the hour's local date (their
@@ -656,6 +691,8 @@ begin
     days_with_traffic as (
 
         select * from closed_days
+        union all
+        select * from stored_days
         union all
         select * from local_days
 
