@@ -160,6 +160,8 @@ split_hour_parts as (
 
 whole_hours as (
 
+    -- one index range per day (lateral, and `offset 0` keeps it so: the planner expects ~1000
+    -- calendar rows per project and would scan the whole table otherwise)
     select
         days.project_id,
         days.date,
@@ -169,10 +171,14 @@ whole_hours as (
         {{ 'cast(null as jsonb) as latency_sketch' if column == 'latency_sketch' else 'hourly.' ~ column }}{{ ',' if not loop.last }}
         {%- endfor %}
     from local_days as days
-    inner join {{ ref('int_usage_hourly_by_model') }} as hourly
-        on hourly.project_id = days.project_id
-        and hourly.hour_start >= days.day_from
-        and hourly.hour_start <= days.day_to - {{ hours(1) }}
+    cross join lateral (
+        select * from {{ ref('int_usage_hourly_by_model') }} as day_hours
+        where
+            day_hours.project_id = days.project_id
+            and day_hours.hour_start >= days.day_from
+            and day_hours.hour_start <= days.day_to - {{ hours(1) }}
+        offset 0
+    ) as hourly
 
 ),
 
@@ -180,11 +186,15 @@ whole_hour_sketches as (
 
     select days.project_id, days.date, hourly.latency_sketch
     from local_days as days
-    inner join {{ ref('usage_aggregations_hourly') }} as hourly
-        on hourly.project_id = days.project_id
-        and hourly.hour_start >= days.day_from
-        and hourly.hour_start <= days.day_to - {{ hours(1) }}
-    where hourly.latency_sketch is not null
+    cross join lateral (
+        select day_hours.latency_sketch from {{ ref('usage_aggregations_hourly') }} as day_hours
+        where
+            day_hours.project_id = days.project_id
+            and day_hours.hour_start >= days.day_from
+            and day_hours.hour_start <= days.day_to - {{ hours(1) }}
+            and day_hours.latency_sketch is not null
+        offset 0
+    ) as hourly
 
 ),
 
