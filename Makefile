@@ -8,7 +8,7 @@ DEMO_ROWS ?= 300000
 DEMO_DAYS ?= 30
 DEMO_PROJECTS ?= 200
 
-.PHONY: setup system-packages setup-spark demo test test-spark docs ui bench bench-spark bench-docs lint pricing-seed db-stop clean
+.PHONY: setup system-packages setup-spark demo test test-postgres test-spark docs ui bench bench-spark bench-docs lint pricing-seed db-stop clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH: install Python 3.11"; exit 1; }
@@ -47,11 +47,16 @@ demo: setup
 	@echo
 	$(CLI) summary --write-report
 
-## test: the whole suite (dbt tests and unit tests run inside it, on a real Postgres), one test
-## file per worker process (TEST_WORKERS=1 runs it in one process); the Spark tests are `make test-spark`
+## test: the whole suite, the Spark target included (it installs the Spark extras and Java first):
+## dbt tests and unit tests run inside it, on a real Postgres and a local Spark, one test file per
+## worker process, the longest files first (TEST_WORKERS=1 runs it in one process)
 TEST_WORKERS ?= 2
-test: setup
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not spark"
+test: setup-spark
+	WATCHLLM_SPARK_TESTS=required $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+## test-postgres: the suite without the Spark target (needs no Java)
+test-postgres: setup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not spark"
 
 ## setup-spark: the Spark extras in the same .venv (dbt-spark with a local pyspark) and Java 17
 ## with the Postgres JDBC driver (Debian's openjdk-17-jre-headless and libpostgresql-jdbc-java, installed when missing and root)
@@ -61,7 +66,8 @@ $(VENV)/.installed-spark: $(VENV)/.installed
 	touch $@
 setup-spark: setup $(VENV)/.installed-spark
 
-## test-spark: the same project built on a local Spark and compared with the Postgres build (~11 min)
+## test-spark: only the Spark target: the same project built on a local Spark and compared with the
+## Postgres build (~14 min)
 test-spark: setup-spark
 	WATCHLLM_SPARK_TESTS=required $(BIN)/python -m pytest -m spark
 

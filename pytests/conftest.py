@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import fcntl
+import hashlib
 import os
 import subprocess
 import sys
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -37,11 +39,29 @@ os.environ["DBT_TARGET_PATH"] = str(DBT_TARGET)
 os.environ["DBT_LOG_PATH"] = str(REPO / "logs" / f"pytest-{_WORKER}")
 
 
+def target_dir(database: str, args: tuple[str, ...]) -> Path:
+    """The dbt target directory of one CLI call: one per database and kind of call.
+
+    dbt re-parses the whole project (~5 s) whenever the profile (here PGDATABASE) or the --vars
+    differ from those of the parse saved in its target directory, and reuses it (~1 s) otherwise.
+    Keyed this way, the repeated plain builds of a test database keep their partial parse while
+    range rebuilds (with vars) and other databases' builds go on around them.
+    """
+    if args[:1] == ("dbt",):
+        kind = "dbt"
+        if "--vars" in args:
+            kind += "-vars-" + hashlib.sha1(args[args.index("--vars") + 1].encode()).hexdigest()[:10]
+    else:
+        kind = args[0] if args else "cli"
+    return DBT_TARGET / f"{database}-{kind}"
+
+
 @dataclass
 class Db:
     """One test database: libpq variables, a connection factory, and the CLI run against it."""
 
     env: dict[str, str]
+    last_target: Path | None = None  # the dbt target directory of the latest CLI call (its run_results.json)
 
     def connect(self, timezone: str = READ_TIMEZONE) -> psycopg.Connection:
         conn = psycopg.connect(
@@ -62,7 +82,9 @@ class Db:
     def cli(
         self, *args: str, check: bool = True, extra_env: dict | None = None, timeout: float = 600
     ) -> subprocess.CompletedProcess:
-        env = {**os.environ, **self.env, **(extra_env or {})}
+        env = {**os.environ, **self.env, "DBT_TARGET_PATH": str(target_dir(self.env["PGDATABASE"], args)),
+               **(extra_env or {})}
+        self.last_target = Path(env["DBT_TARGET_PATH"])
         result = subprocess.run(
             [sys.executable, "-m", "orchestration.cli", *args],
             cwd=REPO,
@@ -278,3 +300,16 @@ def pytest_sessionfinish(session, exitstatus):
     """No tests collected is a failure, not a silent pass (pytest's exit code 5)."""
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# The longest test files first (by their --durations sums on 2 cores): with one file per
+# worker (`--dist loadfile --no-loadscope-reorder`), a long file that starts last holds up the run.
+LONGEST_FILES_FIRST = ("test_spark.py", "test_bench_smoke.py", "test_incremental.py", "test_faults.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        name = item.path.name
+        return LONGEST_FILES_FIRST.index(name) if name in LONGEST_FILES_FIRST else len(LONGEST_FILES_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their collection order

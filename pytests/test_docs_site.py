@@ -13,7 +13,7 @@ import time
 import urllib.request
 
 import pytest
-from conftest import DBT_TARGET, GRAINS, REPO
+from conftest import GRAINS, REPO
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DAILY = "model.watchllm_analytics.usage_aggregations_daily"
@@ -26,8 +26,8 @@ def docs(make_db):
     db.generate(rows=3000, days=3, projects=4, seed=5)
     db.build_models()
     db.dbt("docs", "generate")
-    manifest = json.loads((DBT_TARGET / "manifest.json").read_text())
-    catalog = json.loads((DBT_TARGET / "catalog.json").read_text())
+    manifest = json.loads((db.last_target / "manifest.json").read_text())
+    catalog = json.loads((db.last_target / "catalog.json").read_text())
     port = _free_port()
     server = subprocess.Popen(
         [
@@ -35,7 +35,7 @@ def docs(make_db):
             "--host", "127.0.0.1", "--port", str(port), "--no-browser",
         ],
         cwd=REPO,
-        env={**os.environ, **db.env},
+        env={**os.environ, **db.env, "DBT_TARGET_PATH": str(db.last_target)},  # the site `docs generate` wrote
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # the CLI runs dbt as a child: stop the whole group

@@ -9,7 +9,6 @@ from decimal import Decimal
 
 import pytest
 from conftest import (
-    DBT_TARGET,
     READ_TIMEZONE,
     SEED,
     assert_dashboard_matches,
@@ -34,7 +33,7 @@ def built(make_db):
     )
     insert_rows(db, edge_rows(db.now()))
     db.dbt("build")
-    run_results = json.loads((DBT_TARGET / "run_results.json").read_text())
+    run_results = json.loads((db.last_target / "run_results.json").read_text())
     reference = compute(raw_rows(db), load_prices(SEED), db.now())
     return db, reference, run_results
 

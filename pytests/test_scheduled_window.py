@@ -11,7 +11,7 @@ import json
 import uuid
 
 import pytest
-from conftest import DBT_TARGET, assert_matches_raw, insert_rows, raw_rows, request
+from conftest import assert_matches_raw, insert_rows, raw_rows, request
 
 from orchestration import settings
 
@@ -65,7 +65,7 @@ def broken_history(make_db):
     before = tuples_read(db, "public.usage_logs")
     scheduled = db.dbt("build", check=False)
     after = tuples_read(db, "public.usage_logs")
-    run_results = json.loads((DBT_TARGET / "run_results.json").read_text())
+    run_results = json.loads((db.last_target / "run_results.json").read_text())
     return db, scheduled, run_results, before, after, window_rows, total_rows, len(duplicated), old_day
 
 
@@ -93,7 +93,7 @@ def test_the_deep_check_finds_every_break_outside_the_window(broken_history):
     assert duplicated == 25
     deep = db.cli("deep-check", check=False, extra_env={"PGTZ": "Pacific/Kiritimati"})
     assert deep.returncode != 0, deep.stdout[-3000:]
-    results = json.loads((DBT_TARGET / "run_results.json").read_text())["results"]
+    results = json.loads((db.last_target / "run_results.json").read_text())["results"]
     failed = {r["unique_id"].split(".")[2] for r in results if r["status"] in ("fail", "error")}
     assert {
         "source_unique_proxy_usage_logs_id",
@@ -115,7 +115,7 @@ def test_a_first_build_tests_all_of_history(make_db):
     old = db.now() - dt.timedelta(days=3)
     insert_rows(db, [request(uuid.uuid4(), old, tokens_input=-5)])  # quarantined, far outside any lookback
     db.dbt("build")
-    results = json.loads((DBT_TARGET / "run_results.json").read_text())["results"]
+    results = json.loads((db.last_target / "run_results.json").read_text())["results"]
     quarantined = next(r for r in results if r["unique_id"].split(".")[2] == "warn_quarantined_rows")
     expected = db.query(
         "select count(*) as n from analytics.usage_logs_rejected where created_at is not null"
