@@ -1,6 +1,6 @@
 """The same dbt project on Apache Spark (`dbt build --target spark`, a local session), compared row by
 row with the Postgres build of the same messy logs, then published into Postgres, where
-get_dashboard_stats serves it. Runs with `make test-spark` (it needs `make setup-spark`)."""
+get_dashboard_stats serves it. Part of `make test`; alone, `make test-spark` (both run `make setup-spark`)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from conftest import (
 )
 from reference import compute, load_prices
 
-if os.environ.get("WATCHLLM_SPARK_TESTS") == "required":  # make test-spark: a missing pyspark is a failure
+if os.environ.get("WATCHLLM_SPARK_TESTS") == "required":  # make test / test-spark: a missing pyspark is a failure
     import pyspark  # noqa: F401
 pytest.importorskip("pyspark", reason="the Spark extras are not installed: run `make setup-spark`")
 pytestmark = pytest.mark.spark
