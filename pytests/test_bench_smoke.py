@@ -1,4 +1,8 @@
-"""`make bench` still works: a tiny run (no timing is judged here, only that every figure is produced)."""
+"""`make bench` still works: a tiny run (no timing is judged here, only that every figure is produced).
+
+One size only (`--one-size`): both histories run the same code, and a second one doubled the
+file's time in the suite.
+"""
 
 from __future__ import annotations
 
@@ -42,12 +46,9 @@ REQUIRED = (
 
 def test_the_benchmark_runs_end_to_end_and_writes_every_figure(server, tmp_path):
     args = [
-        "--small",
-        "3000",
+        "--one-size",
         "--large",
         "6000",
-        "--small-days",
-        "1",
         "--days",
         "3",
         "--projects",
