@@ -24,6 +24,8 @@
 {#- extra_groups: {alias: SQL over the requests' columns} grouped by beside the hour (the dashboard's local day) -#}
 {%- set extra = extra_groups.keys() | list -%}
 {%- set extra_select = extra | map('string') | join(', ') ~ (', ' if extra else '') -%}
+{%- set listed_keys = not group_by_logged_labels and sketch_keys_collected_in_pass() -%}
+{%- set keyed_pass = not group_by_logged_labels and not listed_keys -%}
 with kept_requests as (
 
     select * from {{ requests }}
@@ -74,8 +76,11 @@ pricing_cases as (
 
 key_sums as (
 
-    -- sums per group and latency sketch key (macros/aggregation/latency_sketch.sql): the next step
-    -- adds them up per group and keeps each key's count as the sketch, in one pass without a join.
+    -- sums per group, and the group's latency sketch keys (macros/aggregation/latency_sketch.sql):
+    -- collected as a list in the pass where the engine can count a list's keys afterwards
+    -- (sketch_keys_collected_in_pass), else summed per group and key and added up per group next.
+    -- Grouping by key as well makes almost a group per row (19 of 20 at 1M rows), and the list
+    -- saves the second aggregation over as many groups: 1.8x faster on Postgres (docs/performance.md).
     -- With group_by_logged_labels (a few thousand rows of one project, nearly a group per row and
     -- key) the sums are per group only and the keys are counted apart, in key_counts.
     select
@@ -83,7 +88,7 @@ key_sums as (
         hour_start,
         {{ extra_select }}provider,
         model,
-        {%- if not group_by_logged_labels %}
+        {%- if keyed_pass %}
         latency_key,
         {%- endif %}
         count(*) as total_requests,
@@ -108,8 +113,11 @@ key_sums as (
         {{ sum_if('coalesce(recorded_cost_usd, 0)', 'is_cached_list_priced') }} as cached_list_cost_usd,
         {{ sum_if('tokens_input', 'is_cached_list_priced') }} as cached_list_tokens_input,
         {{ sum_if('tokens_output', 'is_cached_list_priced') }} as cached_list_tokens_output
+        {%- if listed_keys %},
+        {{ sketch_key_list('latency_key') }} as latency_keys
+        {%- endif %}
     from pricing_cases
-    group by project_id, hour_start, {{ extra_select }}provider, model{{ '' if group_by_logged_labels else ', latency_key' }}
+    group by project_id, hour_start, {{ extra_select }}provider, model{{ ', latency_key' if keyed_pass }}
 
 ),
 {%- set counts = ['total_requests', 'cached_requests', 'latency_count', 'list_requests', 'cached_list_requests'] %}
@@ -196,6 +204,25 @@ hourly_sums as (
         {%- endfor %}
         and relabelled_key_sums.provider = group_sketches.provider
         and relabelled_key_sums.model = group_sketches.model
+
+),
+{%- elif listed_keys %}
+
+hourly_sums as (
+
+    select
+        project_id,
+        hour_start,
+        {{ extra_select }}provider,
+        model,
+        {%- for column in counts %}
+        cast({{ column }} as bigint) as {{ column }},
+        {%- endfor %}
+        {%- for column in sums %}
+        {{ column }},
+        {%- endfor %}
+        {{ sketch_from_key_list('latency_keys') }} as latency_sketch
+    from key_sums
 
 ),
 {%- else %}

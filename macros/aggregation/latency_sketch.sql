@@ -126,3 +126,43 @@
         case when {{ key }} is not null then struct({{ key }}, {{ count }}) end
     )) end
 {%- endmacro %}
+
+{#
+    Whether a pass may collect each group's sketch keys as a list (sketch_key_list) and count them
+    afterwards (sketch_from_key_list), instead of grouping by key as well and adding the keys' counts
+    up in a second aggregation. On Postgres the list is the faster of the two (a second hash
+    aggregation over almost as many groups as rows is what it saves); Spark keeps the keyed pass,
+    whose map it builds with sketch_from_counts.
+#}
+{% macro sketch_keys_collected_in_pass() -%}
+    {{ return(adapter.dispatch('sketch_keys_collected_in_pass', 'watchllm_analytics')()) }}
+{%- endmacro %}
+{% macro default__sketch_keys_collected_in_pass() -%}
+    {{ return(true) }}
+{%- endmacro %}
+{% macro spark__sketch_keys_collected_in_pass() -%}
+    {{ return(false) }}
+{%- endmacro %}
+
+{# Aggregate: the group's non-NULL sketch keys, one per request (NULL when none is known). #}
+{% macro sketch_key_list(key) -%}
+    {{ return(adapter.dispatch('sketch_key_list', 'watchllm_analytics')(key)) }}
+{%- endmacro %}
+{% macro default__sketch_key_list(key) -%}
+    array_agg({{ key }}) filter (where {{ key }} is not null)
+{%- endmacro %}
+
+{# The sketch {key: requests} of a list from sketch_key_list (NULL for NULL). #}
+{% macro sketch_from_key_list(key_list) -%}
+    {{ return(adapter.dispatch('sketch_from_key_list', 'watchllm_analytics')(key_list)) }}
+{%- endmacro %}
+{% macro default__sketch_from_key_list(key_list) -%}
+    (
+        select jsonb_object_agg(listed.sketch_key, listed.requests)
+        from (
+            select sketch_key, count(*) as requests
+            from unnest({{ key_list }}) as sketch_key
+            group by sketch_key
+        ) as listed
+    )
+{%- endmacro %}
