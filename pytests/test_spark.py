@@ -376,6 +376,17 @@ sketched as (
     from keyed
     group by grp
 ),
+{%- if sketch_keys_collected_in_pass() %}
+key_lists as (
+    select grp, {{ sketch_key_list(latency_sketch_key('latency_ms')) }} as sketch_keys
+    from latencies
+    group by grp
+),
+listed as (
+    select grp, {{ sketch_from_key_list('sketch_keys') }} as latency_sketch
+    from key_lists
+),
+{%- endif %}
 {{ merge_latency_sketches('sketched', ['grp'], 'merged') }}
 key_counts as (
     select grp, count(*) as sketch_keys, sum(sketch_count) as known_latencies
@@ -395,6 +406,14 @@ select
     key_counts.sketch_keys,
     key_counts.known_latencies,
     (select distinct_weekdays from weekdays) as distinct_weekdays,
+    {%- if sketch_keys_collected_in_pass() %}
+    (
+        select count(*) from listed full outer join sketched on listed.grp = sketched.grp
+        where listed.latency_sketch is distinct from sketched.latency_sketch
+    ) as listed_sketch_mismatches,
+    {%- else %}
+    cast(null as bigint) as listed_sketch_mismatches,
+    {%- endif %}
     cast({{ usd_for_tokens('cast(1000000001 as bigint)', "cast('0.000000000001' as " ~ money_type() ~ ")") }}
         as {{ dbt.type_string() }}) as tiny_cost
 from merged_sketches as sketches
@@ -445,4 +464,6 @@ def test_the_latency_sketch_and_map_macros_give_the_same_answers_on_both_engines
             exact = ordered[max(1, -(-p * len(ordered) // 100)) - 1]
             assert within_sketch_bound(Decimal(pg_row[column]), exact), (pg_row["grp"], column, pg_row[column], exact)
         assert spark_row["distinct_weekdays"] == pg_row["distinct_weekdays"] == 7
+        # Postgres builds the pass's sketch from each group's key list: the same map as from keyed counts
+        assert pg_row["listed_sketch_mismatches"] == 0 and spark_row["listed_sketch_mismatches"] is None
         assert Decimal(spark_row["tiny_cost"]) == Decimal(pg_row["tiny_cost"]) == Decimal("0.000000001000000001")

@@ -113,7 +113,7 @@ key_sums as (
         {{ sum_if('coalesce(recorded_cost_usd, 0)', 'is_cached_list_priced') }} as cached_list_cost_usd,
         {{ sum_if('tokens_input', 'is_cached_list_priced') }} as cached_list_tokens_input,
         {{ sum_if('tokens_output', 'is_cached_list_priced') }} as cached_list_tokens_output
-        {%- if listed_keys %},
+        {%- if listed_keys and var('latency_sketches', true) %},
         {{ sketch_key_list('latency_key') }} as latency_keys
         {%- endif %}
     from pricing_cases
@@ -221,7 +221,9 @@ hourly_sums as (
         {%- for column in sums %}
         {{ column }},
         {%- endfor %}
-        {{ sketch_from_key_list('latency_keys') }} as latency_sketch
+        {#- without sketches (the benchmark's baseline), no list and no per-group count either #}
+        {{ sketch_from_key_list('latency_keys') if var('latency_sketches', true) else 'cast(null as jsonb)' }}
+            as latency_sketch
     from key_sums
 
 ),
