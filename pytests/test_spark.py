@@ -386,6 +386,32 @@ listed as (
     select grp, {{ sketch_from_key_list('sketch_keys') }} as latency_sketch
     from key_lists
 ),
+key_parts as (
+    -- each group's counts split in two sketches (the outlier group's ten 5 ms land in both halves)
+    select grp, 0 as part, sketch_key, sketch_count - sketch_count / 2 as sketch_count from keyed
+    union all
+    select grp, 1 as part, sketch_key, sketch_count / 2 as sketch_count from keyed where sketch_count / 2 > 0
+),
+part_sketches as (
+    select grp, part, {{ sketch_from_counts('sketch_key', 'sketch_count') }} as latency_sketch
+    from key_parts
+    group by grp, part
+),
+grouped_lists as (
+    select grp {{ sketch_list_column() }}
+    from part_sketches
+    group by grp
+),
+per_group as (
+    select
+        grouped_lists.grp,
+        pergroup_sketches.latency_sketch,
+        pergroup_sketches.latency_p50_ms,
+        pergroup_sketches.latency_p95_ms,
+        pergroup_sketches.latency_p99_ms
+    from grouped_lists
+    {{ join_merged_sketches('pergroup', 'grouped_lists', ['grp']) }}
+),
 {%- endif %}
 {{ merge_latency_sketches('sketched', ['grp'], 'merged') }}
 key_counts as (
@@ -411,8 +437,18 @@ select
         select count(*) from listed full outer join sketched on listed.grp = sketched.grp
         where listed.latency_sketch is distinct from sketched.latency_sketch
     ) as listed_sketch_mismatches,
+    (
+        select count(*) from per_group left join merged_sketches on per_group.grp = merged_sketches.grp
+        where per_group.latency_sketch is distinct from merged_sketches.latency_sketch
+            or per_group.latency_p50_ms is distinct from merged_sketches.latency_p50_ms
+            or per_group.latency_p95_ms is distinct from merged_sketches.latency_p95_ms
+            or per_group.latency_p99_ms is distinct from merged_sketches.latency_p99_ms
+    ) as per_group_merge_mismatches,
+    (select count(*) from per_group) as per_group_rows,
     {%- else %}
     cast(null as bigint) as listed_sketch_mismatches,
+    cast(null as bigint) as per_group_merge_mismatches,
+    cast(null as bigint) as per_group_rows,
     {%- endif %}
     cast({{ usd_for_tokens('cast(1000000001 as bigint)', "cast('0.000000000001' as " ~ money_type() ~ ")") }}
         as {{ dbt.type_string() }}) as tiny_cost
@@ -466,4 +502,7 @@ def test_the_latency_sketch_and_map_macros_give_the_same_answers_on_both_engines
         assert spark_row["distinct_weekdays"] == pg_row["distinct_weekdays"] == 7
         # Postgres builds the pass's sketch from each group's key list: the same map as from keyed counts
         assert pg_row["listed_sketch_mismatches"] == 0 and spark_row["listed_sketch_mismatches"] is None
+        # ... and the roll-ups merge each group's two half-sketches in its own row: the one-sort merge's answer
+        assert pg_row["per_group_merge_mismatches"] == 0 and spark_row["per_group_merge_mismatches"] is None
+        assert pg_row["per_group_rows"] == 3  # the all-NULL group too, with NULLs
         assert Decimal(spark_row["tiny_cost"]) == Decimal(pg_row["tiny_cost"]) == Decimal("0.000000001000000001")

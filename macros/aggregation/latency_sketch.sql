@@ -166,3 +166,79 @@
         ) as listed
     )
 {%- endmacro %}
+
+{#
+    Whether the roll-ups merge each group's sketches in the group's own row: the grouping that adds
+    up the sums also collects the group's sketches in a list (sketch_list_column), and a LATERAL
+    subquery merges, ranks and reads that list (join_merged_sketches). A few dozen entries sorted
+    per group instead of all entries in one sort, and no join back on the group's columns, whose
+    row estimate can mislead the planner into a nested loop over the whole merge: on Postgres
+    1.4-1.8x faster at 1M rows, the same figures (docs/performance.md). Spark keeps the one-sort
+    merge (merge_latency_sketches).
+#}
+{% macro sketches_merged_per_group() -%}
+    {{ return(adapter.dispatch('sketches_merged_per_group', 'watchllm_analytics')()) }}
+{%- endmacro %}
+{% macro default__sketches_merged_per_group() -%}
+    {{ return(true) }}
+{%- endmacro %}
+{% macro spark__sketches_merged_per_group() -%}
+    {{ return(false) }}
+{%- endmacro %}
+
+{# With sketches_merged_per_group: `, <list of the group's sketches> as latency_sketches` for a grouped select; else nothing. #}
+{% macro sketch_list_column() -%}
+    {%- if sketches_merged_per_group() -%}
+    ,
+        {{ adapter.dispatch('sketch_list', 'watchllm_analytics')('latency_sketch') }} as latency_sketches
+    {%- endif -%}
+{%- endmacro %}
+{% macro default__sketch_list(sketch) -%}
+    array_agg({{ sketch }}) filter (where {{ sketch }} is not null)
+{%- endmacro %}
+
+{#
+    The merged sketches as `<prefix>_sketches` (latency_sketch, latency_p50_ms, _p95_ms, _p99_ms)
+    beside the rows of `grouped` (the CTE that has the sums): with sketches_merged_per_group, a
+    LATERAL merge of its latency_sketches list (sketch_list_column); else a left join to the
+    `<prefix>_sketches` CTE of merge_latency_sketches on `group_columns`. No row of the merge, so
+    NULLs, where the group has no known latency.
+#}
+{% macro join_merged_sketches(prefix, grouped, group_columns, keep_sketch=true) -%}
+    {%- if sketches_merged_per_group() -%}
+    {{ adapter.dispatch('merged_sketch_lateral', 'watchllm_analytics')(grouped ~ '.latency_sketches', prefix ~ '_sketches', keep_sketch) }}
+    {%- else -%}
+    left join {{ prefix }}_sketches
+        on
+        {%- for column in group_columns %}
+            {{ 'and ' if not loop.first }}{{ grouped }}.{{ column }} = {{ prefix }}_sketches.{{ column }}
+        {%- endfor %}
+    {%- endif -%}
+{%- endmacro %}
+{% macro default__merged_sketch_lateral(sketch_list, alias, keep_sketch) -%}
+    left join lateral (
+        select
+            {{ counts_to_map('sketch_key', 'sketch_count') if keep_sketch else 'null' }} as latency_sketch,
+            {%- for p in [50, 95, 99] %}
+            {{ sketch_key_value('min(case when running_count >= ceil(' ~ p / 100 ~ ' * known_latencies) then sketch_key end)') }}
+                as latency_p{{ p }}_ms{{ ',' if not loop.last }}
+            {%- endfor %}
+        from (
+            select
+                sketch_key,
+                sketch_count,
+                sum(sketch_count) over (order by sketch_key rows between unbounded preceding and current row)
+                    as running_count,
+                sum(sketch_count) over () as known_latencies
+            from (
+                select
+                    cast(entry.key as integer) as sketch_key,
+                    sum(cast(entry.value as bigint)) as sketch_count
+                from unnest({{ sketch_list }}) as listed (sketch)
+                cross join lateral jsonb_each_text(listed.sketch) as entry
+                group by cast(entry.key as integer)
+            ) as group_entries
+        ) as ranked
+        having count(*) > 0
+    ) as {{ alias }} on true
+{%- endmacro %}

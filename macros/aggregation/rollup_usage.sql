@@ -6,6 +6,8 @@
     hour, not one per model and hour); `keep_sketch=false` leaves the merged map out (NULL).
 #}
 {% macro rollup_usage(hourly_rows, bucket_expression, bucket_column, inline_input=true, sketch_rows=none, keep_sketch=true) -%}
+{#- each bucket's sketches merged in its own row where the engine does (sketches_merged_per_group) and they are the input rows' -#}
+{%- set per_group = sketch_rows is none and sketches_merged_per_group() %}
 
 {#- a table's rows are cheaper read four times than written out once; a query's (the dashboard's) are not -#}
 usage_rows as {{ not_materialized() if inline_input else '' }} (
@@ -37,12 +39,15 @@ totals as (
         sum(unpriced_requests) as unpriced_requests,
         sum(cached_tokens_input) as cached_tokens_input,
         sum(cached_tokens_output) as cached_tokens_output
+        {%- if per_group %}{{ sketch_list_column() }}{% endif %}
     from usage_rows
     group by project_id, {{ bucket_column }}
 
 ),
+{%- if not per_group %}
 
 {{ merge_latency_sketches(sketch_rows or 'usage_rows', ['project_id', bucket_column], 'bucket', keep_sketch=keep_sketch) }}
+{%- endif %}
 
 provider_counts as (
 
@@ -107,9 +112,13 @@ rolled_up as (
     inner join model_maps
         on totals.project_id = model_maps.project_id
         and totals.{{ bucket_column }} = model_maps.{{ bucket_column }}
+    {%- if per_group %}
+    {{ join_merged_sketches('bucket', 'totals', ['project_id', bucket_column], keep_sketch=keep_sketch) }}
+    {%- else %}
     left join bucket_sketches
         on totals.project_id = bucket_sketches.project_id
         and totals.{{ bucket_column }} = bucket_sketches.{{ bucket_column }}
+    {%- endif %}
 
 )
 

@@ -62,28 +62,32 @@ daily_sums as (
         cast(sum(latency_count) as bigint) as latency_count,
         cast(sum(cached_tokens_input) as bigint) as cached_tokens_input,
         cast(sum(cached_tokens_output) as bigint) as cached_tokens_output
+        {{- sketch_list_column() }}
     from dated_hours
     group by project_id, date, provider, model
 
 ),
+{%- if not sketches_merged_per_group() %}
 
 {{ merge_latency_sketches('dated_hours', ['project_id', 'date', 'provider', 'model'], 'model_day') }}
+{%- endif %}
 
 final as (
 
     select
-        daily_sums.*,
+        {%- for column in [
+            'project_id', 'date', 'provider', 'model', 'total_requests', 'cached_requests', 'tokens_input',
+            'tokens_output', 'total_cost_usd', 'total_potential_cost_usd', 'total_savings_usd', 'unpriced_requests',
+            'latency_sum_ms', 'latency_count', 'cached_tokens_input', 'cached_tokens_output',
+        ] %}
+        daily_sums.{{ column }},
+        {%- endfor %}
         model_day_sketches.latency_p50_ms,
         model_day_sketches.latency_p95_ms,
         model_day_sketches.latency_p99_ms,
         model_day_sketches.latency_sketch
     from daily_sums
-    left join model_day_sketches
-        on
-            daily_sums.project_id = model_day_sketches.project_id
-            and daily_sums.date = model_day_sketches.date
-            and daily_sums.provider = model_day_sketches.provider
-            and daily_sums.model = model_day_sketches.model
+    {{ join_merged_sketches('model_day', 'daily_sums', ['project_id', 'date', 'provider', 'model']) }}
 
 )
 
