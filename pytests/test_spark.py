@@ -376,9 +376,9 @@ sketched as (
     from keyed
     group by grp
 ),
-{%- if sketch_keys_collected_in_pass() %}
+{%- if aggregates_from_group_lists() %}
 key_lists as (
-    select grp, {{ sketch_key_list(latency_sketch_key('latency_ms')) }} as sketch_keys
+    select grp, {{ non_null_list(latency_sketch_key('latency_ms')) }} as sketch_keys
     from latencies
     group by grp
 ),
@@ -432,7 +432,7 @@ select
     key_counts.sketch_keys,
     key_counts.known_latencies,
     (select distinct_weekdays from weekdays) as distinct_weekdays,
-    {%- if sketch_keys_collected_in_pass() %}
+    {%- if aggregates_from_group_lists() %}
     (
         select count(*) from listed full outer join sketched on listed.grp = sketched.grp
         where listed.latency_sketch is distinct from sketched.latency_sketch

@@ -24,7 +24,7 @@
 {#- extra_groups: {alias: SQL over the requests' columns} grouped by beside the hour (the dashboard's local day) -#}
 {%- set extra = extra_groups.keys() | list -%}
 {%- set extra_select = extra | map('string') | join(', ') ~ (', ' if extra else '') -%}
-{%- set listed_keys = not group_by_logged_labels and sketch_keys_collected_in_pass() -%}
+{%- set listed_keys = not group_by_logged_labels and aggregates_from_group_lists() -%}
 {%- set keyed_pass = not group_by_logged_labels and not listed_keys -%}
 with kept_requests as (
 
@@ -78,7 +78,7 @@ key_sums as (
 
     -- sums per group, and the group's latency sketch keys (macros/aggregation/latency_sketch.sql):
     -- collected as a list in the pass where the engine can count a list's keys afterwards
-    -- (sketch_keys_collected_in_pass), else summed per group and key and added up per group next.
+    -- (aggregates_from_group_lists), else summed per group and key and added up per group next.
     -- Grouping by key as well makes almost a group per row (19 of 20 at 1M rows), and the list
     -- saves the second aggregation over as many groups: 1.8x faster on Postgres (docs/performance.md).
     -- With group_by_logged_labels (a few thousand rows of one project, nearly a group per row and
@@ -114,7 +114,7 @@ key_sums as (
         {{ sum_if('tokens_input', 'is_cached_list_priced') }} as cached_list_tokens_input,
         {{ sum_if('tokens_output', 'is_cached_list_priced') }} as cached_list_tokens_output
         {%- if listed_keys and var('latency_sketches', true) %},
-        {{ sketch_key_list('latency_key') }} as latency_keys
+        {{ non_null_list('latency_key') }} as latency_keys
         {%- endif %}
     from pricing_cases
     group by project_id, hour_start, {{ extra_select }}provider, model{{ ', latency_key' if keyed_pass }}

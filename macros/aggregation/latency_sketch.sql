@@ -128,31 +128,35 @@
 {%- endmacro %}
 
 {#
-    Whether a pass may collect each group's sketch keys as a list (sketch_key_list) and count them
-    afterwards (sketch_from_key_list), instead of grouping by key as well and adding the keys' counts
-    up in a second aggregation. On Postgres the list is the faster of the two (a second hash
-    aggregation over almost as many groups as rows is what it saves); Spark keeps the keyed pass,
-    whose map it builds with sketch_from_counts.
+    Whether the aggregations build from lists collected in the grouping that adds up a group's sums,
+    instead of grouping a second time and joining back: the pass's sketch keys (non_null_list, then
+    sketch_from_key_list), the roll-ups' sketches (sketch_list_column, join_merged_sketches) and
+    their provider and model maps (map_from_lists). A second aggregation over almost as many groups
+    as rows, one sort of every sketch entry, and joins whose row estimates can mislead the planner
+    into a nested loop over a whole merge are what the lists save on Postgres: identical figures,
+    the full build 16.8x -> 9.0x the contract-grain floor at 10M rows (docs/performance.md).
+    Adapter-dispatched: default__ (true); spark__ (false: the keyed pass, merge_latency_sketches
+    and two groupings for the maps).
 #}
-{% macro sketch_keys_collected_in_pass() -%}
-    {{ return(adapter.dispatch('sketch_keys_collected_in_pass', 'watchllm_analytics')()) }}
+{% macro aggregates_from_group_lists() -%}
+    {{ return(adapter.dispatch('aggregates_from_group_lists', 'watchllm_analytics')()) }}
 {%- endmacro %}
-{% macro default__sketch_keys_collected_in_pass() -%}
+{% macro default__aggregates_from_group_lists() -%}
     {{ return(true) }}
 {%- endmacro %}
-{% macro spark__sketch_keys_collected_in_pass() -%}
+{% macro spark__aggregates_from_group_lists() -%}
     {{ return(false) }}
 {%- endmacro %}
 
-{# Aggregate: the group's non-NULL sketch keys, one per request (NULL when none is known). #}
-{% macro sketch_key_list(key) -%}
-    {{ return(adapter.dispatch('sketch_key_list', 'watchllm_analytics')(key)) }}
+{# Aggregate: the group's non-NULL values of `expression` as a list (NULL when there are none). #}
+{% macro non_null_list(expression) -%}
+    {{ return(adapter.dispatch('non_null_list', 'watchllm_analytics')(expression)) }}
 {%- endmacro %}
-{% macro default__sketch_key_list(key) -%}
-    array_agg({{ key }}) filter (where {{ key }} is not null)
+{% macro default__non_null_list(expression) -%}
+    array_agg({{ expression }}) filter (where {{ expression }} is not null)
 {%- endmacro %}
 
-{# The sketch {key: requests} of a list from sketch_key_list (NULL for NULL). #}
+{# The sketch {key: requests} of a list of sketch keys from non_null_list (NULL for NULL). #}
 {% macro sketch_from_key_list(key_list) -%}
     {{ return(adapter.dispatch('sketch_from_key_list', 'watchllm_analytics')(key_list)) }}
 {%- endmacro %}
@@ -167,45 +171,23 @@
     )
 {%- endmacro %}
 
-{#
-    Whether the roll-ups merge each group's sketches in the group's own row: the grouping that adds
-    up the sums also collects the group's sketches in a list (sketch_list_column), and a LATERAL
-    subquery merges, ranks and reads that list (join_merged_sketches). A few dozen entries sorted
-    per group instead of all entries in one sort, and no join back on the group's columns, whose
-    row estimate can mislead the planner into a nested loop over the whole merge: on Postgres
-    1.4-1.8x faster at 1M rows, the same figures (docs/performance.md). Spark keeps the one-sort
-    merge (merge_latency_sketches).
-#}
-{% macro sketches_merged_per_group() -%}
-    {{ return(adapter.dispatch('sketches_merged_per_group', 'watchllm_analytics')()) }}
-{%- endmacro %}
-{% macro default__sketches_merged_per_group() -%}
-    {{ return(true) }}
-{%- endmacro %}
-{% macro spark__sketches_merged_per_group() -%}
-    {{ return(false) }}
-{%- endmacro %}
-
-{# With sketches_merged_per_group: `, <list of the group's sketches> as latency_sketches` for a grouped select; else nothing. #}
+{# With aggregates_from_group_lists: `, <list of the group's sketches> as latency_sketches` for a grouped select; else nothing. #}
 {% macro sketch_list_column() -%}
-    {%- if sketches_merged_per_group() -%}
+    {%- if aggregates_from_group_lists() -%}
     ,
-        {{ adapter.dispatch('sketch_list', 'watchllm_analytics')('latency_sketch') }} as latency_sketches
+        {{ non_null_list('latency_sketch') }} as latency_sketches
     {%- endif -%}
-{%- endmacro %}
-{% macro default__sketch_list(sketch) -%}
-    array_agg({{ sketch }}) filter (where {{ sketch }} is not null)
 {%- endmacro %}
 
 {#
     The merged sketches as `<prefix>_sketches` (latency_sketch, latency_p50_ms, _p95_ms, _p99_ms)
-    beside the rows of `grouped` (the CTE that has the sums): with sketches_merged_per_group, a
+    beside the rows of `grouped` (the CTE that has the sums): with aggregates_from_group_lists, a
     LATERAL merge of its latency_sketches list (sketch_list_column); else a left join to the
     `<prefix>_sketches` CTE of merge_latency_sketches on `group_columns`. No row of the merge, so
     NULLs, where the group has no known latency.
 #}
 {% macro join_merged_sketches(prefix, grouped, group_columns, keep_sketch=true) -%}
-    {%- if sketches_merged_per_group() -%}
+    {%- if aggregates_from_group_lists() -%}
     {{ adapter.dispatch('merged_sketch_lateral', 'watchllm_analytics')(grouped ~ '.latency_sketches', prefix ~ '_sketches', keep_sketch) }}
     {%- else -%}
     left join {{ prefix }}_sketches

@@ -6,10 +6,10 @@
     hour, not one per model and hour); `keep_sketch=false` leaves the merged map out (NULL).
 #}
 {% macro rollup_usage(hourly_rows, bucket_expression, bucket_column, inline_input=true, sketch_rows=none, keep_sketch=true) -%}
-{#- each bucket's sketches merged in its own row where the engine does (sketches_merged_per_group) and they are the input rows' -#}
-{%- set per_group = sketch_rows is none and sketches_merged_per_group() %}
+{#- each bucket's sketches merged in its own row where the engine does (aggregates_from_group_lists) and they are the input rows' -#}
+{%- set per_group = sketch_rows is none and aggregates_from_group_lists() %}
 {#- the provider and model maps from the bucket's own lists, likewise (no two more groupings and joins) -#}
-{%- set maps_per_group = maps_built_per_group() %}
+{%- set maps_per_group = aggregates_from_group_lists() %}
 
 {#- a table's rows are cheaper read four times than written out once; a query's (the dashboard's) are not -#}
 usage_rows as {{ not_materialized() if inline_input else '' }} (
@@ -151,22 +151,6 @@ rolled_up as (
     ]) }}
 {%- endmacro %}
 
-
-{#
-    Whether rollup_usage builds a bucket's provider and model maps from lists collected in the
-    grouping that adds up its sums (map_from_lists), instead of two more groupings joined back:
-    the hourly mart's maps 1.8 -> 1.0 s at 1M rows, the same maps. Adapter-dispatched: default__
-    (true), spark__ (false).
-#}
-{% macro maps_built_per_group() -%}
-    {{ return(adapter.dispatch('maps_built_per_group', 'watchllm_analytics')()) }}
-{%- endmacro %}
-{% macro default__maps_built_per_group() -%}
-    {{ return(true) }}
-{%- endmacro %}
-{% macro spark__maps_built_per_group() -%}
-    {{ return(false) }}
-{%- endmacro %}
 
 {# The map {name: summed count} of two parallel lists (names, counts), as counts_to_map over their pairs. #}
 {% macro map_from_lists(names, counts) -%}

@@ -67,7 +67,7 @@ daily_sums as (
     group by project_id, date, provider, model
 
 ),
-{%- if not sketches_merged_per_group() %}
+{%- if not aggregates_from_group_lists() %}
 
 {{ merge_latency_sketches('dated_hours', ['project_id', 'date', 'provider', 'model'], 'model_day') }}
 {%- endif %}
