@@ -144,7 +144,9 @@ class Run:
         with DBT_LOG.open(encoding="utf-8", errors="replace") as handle:
             handle.seek(offset)
             statement_s = sum(float(m) for m in re.findall(r"SQL status: .*? in (\d+\.\d+) seconds", handle.read()))
+        per_model = {r["unique_id"].split(".")[-1]: r["execution_time"] for r in results}
         return {"wall_s": wall, "models_s": models, "tests_s": tests, "statement_s": statement_s,
+                "per_model_s": {name: per_model.get(name, 0.0) for name in MODELS},
                 "slowest_test_s": slowest["execution_time"] if slowest else 0.0,
                 "slowest_test": slowest["unique_id"].split(".")[2] if slowest else ""}
 
@@ -255,11 +257,13 @@ def incremental(run: Run, conn, rows: int, days: int, projects: int, end: dt.dat
     """Append one hour at the generator's rate, then the cron command (`dbt build`), `repeat` times.
 
     After each, what the latency sketches cost that build, like for like: the same command twice
-    more over the same rows and the same rebuild window, first without the sketches (var
-    latency_sketches: false, the percentiles' baseline), then with them, which also puts the
-    window's sketches back before the next hour. Both re-runs do the cron build's work (every
-    scheduled build re-aggregates its whole lookback window) at the same hour of the day and on the
-    same tables, so their ratio is the sketches' share alone.
+    more over the same rows and the same rebuild window, once without the sketches (var
+    latency_sketches: false, the percentiles' baseline) and once with them, in turns first and
+    second (so that neither is always the one that meets the autovacuum the previous build set
+    off); the last of each pair builds with them, which puts the window's sketches back before
+    the next hour. Both re-runs do the cron build's work (every scheduled build re-aggregates its
+    whole lookback window) at the same hour of the day and on the same tables, so their ratio is
+    the sketches' share alone.
     """
     per_hour = max(1, rows // (days * 24))
     samples, without_sketches, with_sketches = [], [], []
@@ -272,13 +276,23 @@ def incremental(run: Run, conn, rows: int, days: int, projects: int, end: dt.dat
         timing["floor_s"] = floor_seconds(conn, window, repeat=3)
         timing["contract_grain_floor_s"] = floor_seconds(conn, window, repeat=3, query=FLOOR_CONTRACT_GRAIN)
         samples.append(timing)
-        without_sketches.append(run.cron_build("{latency_sketches: false}")["models_s"])
-        with_sketches.append(run.cron_build("{latency_sketches: true}")["models_s"])
+        pair = [(without_sketches, "{latency_sketches: false}"), (with_sketches, "{latency_sketches: true}")]
+        if i % 2:
+            pair = [(with_sketches, "{latency_sketches: true}"), (without_sketches, "{latency_sketches: false}"),
+                    (None, "{latency_sketches: true}")]
+        for runs, vars_json in pair:
+            rerun = run.cron_build(vars_json)
+            if runs is not None:
+                runs.append(rerun)
     numeric = [k for k, v in samples[0].items() if isinstance(v, (int, float))]
-    return {"rows_per_hour": per_hour, "incremental_slowest_test": samples[-1]["slowest_test"],
-            **{f"incremental_{k}": statistics.median(s[k] for s in samples) for k in numeric},
-            "incremental_rerun_without_sketches_model_s": statistics.median(without_sketches),
-            "incremental_rerun_with_sketches_model_s": statistics.median(with_sketches)}
+    out = {"rows_per_hour": per_hour, "incremental_slowest_test": samples[-1]["slowest_test"],
+           **{f"incremental_{k}": statistics.median(s[k] for s in samples) for k in numeric}}
+    for label, runs in (("with", with_sketches), ("without", without_sketches)):
+        out[f"incremental_rerun_{label}_sketches_model_s"] = statistics.median(r["models_s"] for r in runs)
+        for name in MODELS:
+            per_model = (r["per_model_s"][name] for r in runs)
+            out[f"incremental_rerun_{label}_sketches_{name}_s"] = statistics.median(per_model)
+    return out
 
 
 def alerts_check(run: Run) -> dict:

@@ -377,14 +377,17 @@ sketched as (
     group by grp
 ),
 {%- if aggregates_from_group_lists() %}
-key_lists as (
-    select grp, {{ non_null_list(latency_sketch_key('latency_ms')) }} as sketch_keys
+row_key_counts as (
+    select
+        grp,
+        {{ latency_sketch_key('latency_ms') }} as sketch_key,
+        count(*) over (partition by grp, {{ latency_sketch_key('latency_ms') }}) as key_requests
     from latencies
-    group by grp
 ),
-listed as (
-    select grp, {{ sketch_from_key_list('sketch_keys') }} as latency_sketch
-    from key_lists
+row_counted as (
+    select grp, {{ sketch_from_row_key_counts('sketch_key', 'key_requests') }} as latency_sketch
+    from row_key_counts
+    group by grp
 ),
 key_parts as (
     -- each group's counts split in two sketches (the outlier group's ten 5 ms land in both halves)
@@ -434,9 +437,9 @@ select
     (select distinct_weekdays from weekdays) as distinct_weekdays,
     {%- if aggregates_from_group_lists() %}
     (
-        select count(*) from listed full outer join sketched on listed.grp = sketched.grp
-        where listed.latency_sketch is distinct from sketched.latency_sketch
-    ) as listed_sketch_mismatches,
+        select count(*) from row_counted full outer join sketched on row_counted.grp = sketched.grp
+        where row_counted.latency_sketch is distinct from sketched.latency_sketch
+    ) as row_counted_sketch_mismatches,
     (
         select count(*) from per_group left join merged_sketches on per_group.grp = merged_sketches.grp
         where per_group.latency_sketch is distinct from merged_sketches.latency_sketch
@@ -446,7 +449,7 @@ select
     ) as per_group_merge_mismatches,
     (select count(*) from per_group) as per_group_rows,
     {%- else %}
-    cast(null as bigint) as listed_sketch_mismatches,
+    cast(null as bigint) as row_counted_sketch_mismatches,
     cast(null as bigint) as per_group_merge_mismatches,
     cast(null as bigint) as per_group_rows,
     {%- endif %}
@@ -500,8 +503,8 @@ def test_the_latency_sketch_and_map_macros_give_the_same_answers_on_both_engines
             exact = ordered[max(1, -(-p * len(ordered) // 100)) - 1]
             assert within_sketch_bound(Decimal(pg_row[column]), exact), (pg_row["grp"], column, pg_row[column], exact)
         assert spark_row["distinct_weekdays"] == pg_row["distinct_weekdays"] == 7
-        # Postgres builds the pass's sketch from each group's key list: the same map as from keyed counts
-        assert pg_row["listed_sketch_mismatches"] == 0 and spark_row["listed_sketch_mismatches"] is None
+        # Postgres builds the pass's sketch from each row's key count in its group: the same map as keyed counts
+        assert pg_row["row_counted_sketch_mismatches"] == 0 and spark_row["row_counted_sketch_mismatches"] is None
         # ... and the roll-ups merge each group's two half-sketches in its own row: the one-sort merge's answer
         assert pg_row["per_group_merge_mismatches"] == 0 and spark_row["per_group_merge_mismatches"] is None
         assert pg_row["per_group_rows"] == 3  # the all-NULL group too, with NULLs

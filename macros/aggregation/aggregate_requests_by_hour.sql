@@ -24,8 +24,8 @@
 {#- extra_groups: {alias: SQL over the requests' columns} grouped by beside the hour (the dashboard's local day) -#}
 {%- set extra = extra_groups.keys() | list -%}
 {%- set extra_select = extra | map('string') | join(', ') ~ (', ' if extra else '') -%}
-{%- set listed_keys = not group_by_logged_labels and aggregates_from_group_lists() -%}
-{%- set keyed_pass = not group_by_logged_labels and not listed_keys -%}
+{%- set counted_keys = not group_by_logged_labels and aggregates_from_group_lists() -%}
+{%- set keyed_pass = not group_by_logged_labels and not counted_keys -%}
 with kept_requests as (
 
     select * from {{ requests }}
@@ -70,19 +70,26 @@ pricing_cases as (
     select
         *,
         not (is_list_priced or is_cached_list_priced) as is_recorded_priced
+        {%- if counted_keys and var('latency_sketches', true) %},
+        -- how many of its group's requests have the row's sketch key; the window sorts by the
+        -- group's columns and then the key, so the grouping below reads that sort as it is
+        count(*) over (partition by project_id, hour_start, {{ extra_select }}provider, model, latency_key)
+            as latency_key_requests
+        {%- endif %}
     from classified
 
 ),
 
 key_sums as (
 
-    -- sums per group, and the group's latency sketch keys (macros/aggregation/latency_sketch.sql):
-    -- collected as a list in the pass where the engine can count a list's keys afterwards
-    -- (aggregates_from_group_lists), else summed per group and key and added up per group next.
-    -- Grouping by key as well makes almost a group per row (19 of 20 at 1M rows), and the list
-    -- saves the second aggregation over as many groups: 1.8x faster on Postgres (docs/performance.md).
-    -- With group_by_logged_labels (a few thousand rows of one project, nearly a group per row and
-    -- key) the sums are per group only and the keys are counted apart, in key_counts.
+    -- sums per group, and the group's latency sketch (macros/aggregation/latency_sketch.sql): where
+    -- the engine's map keeps one of equal keys (aggregates_from_group_lists), straight from each
+    -- row's key and its count in the group (latency_key_requests); else summed per group and key
+    -- and added up per group next. Grouping by key as well makes almost a group per row (19 of 20
+    -- at 1M rows) and adds every sum up twice; a list of the group's keys counted afterwards cost a
+    -- subquery per group (docs/performance.md). With group_by_logged_labels (a few thousand rows
+    -- of one project, nearly a group per row and key) the sums are per group only and the keys
+    -- are counted apart, in key_counts.
     select
         project_id,
         hour_start,
@@ -113,8 +120,8 @@ key_sums as (
         {{ sum_if('coalesce(recorded_cost_usd, 0)', 'is_cached_list_priced') }} as cached_list_cost_usd,
         {{ sum_if('tokens_input', 'is_cached_list_priced') }} as cached_list_tokens_input,
         {{ sum_if('tokens_output', 'is_cached_list_priced') }} as cached_list_tokens_output
-        {%- if listed_keys and var('latency_sketches', true) %},
-        {{ non_null_list('latency_key') }} as latency_keys
+        {%- if counted_keys and var('latency_sketches', true) %},
+        {{ sketch_from_row_key_counts('latency_key', 'latency_key_requests') }} as latency_sketch
         {%- endif %}
     from pricing_cases
     group by project_id, hour_start, {{ extra_select }}provider, model{{ ', latency_key' if keyed_pass }}
@@ -206,7 +213,7 @@ hourly_sums as (
         and relabelled_key_sums.model = group_sketches.model
 
 ),
-{%- elif listed_keys %}
+{%- elif counted_keys %}
 
 hourly_sums as (
 
@@ -221,9 +228,8 @@ hourly_sums as (
         {%- for column in sums %}
         {{ column }},
         {%- endfor %}
-        {#- without sketches (the benchmark's baseline), no list and no per-group count either #}
-        {{ sketch_from_key_list('latency_keys') if var('latency_sketches', true) else 'cast(null as jsonb)' }}
-            as latency_sketch
+        {#- without sketches (the benchmark's baseline), no key counts either #}
+        {{ 'latency_sketch' if var('latency_sketches', true) else 'cast(null as jsonb) as latency_sketch' }}
     from key_sums
 
 ),

@@ -128,15 +128,16 @@
 {%- endmacro %}
 
 {#
-    Whether the aggregations build from lists collected in the grouping that adds up a group's sums,
-    instead of grouping a second time and joining back: the pass's sketch keys (non_null_list, then
-    sketch_from_key_list), the roll-ups' sketches (sketch_list_column, join_merged_sketches) and
-    their provider and model maps (map_from_lists). A second aggregation over almost as many groups
-    as rows, one sort of every sketch entry, and joins whose row estimates can mislead the planner
-    into a nested loop over a whole merge are what the lists save on Postgres: identical figures,
-    the full build 16.8x -> 9.0x the contract-grain floor at 10M rows (docs/performance.md).
-    Adapter-dispatched: default__ (true); spark__ (false: the keyed pass, merge_latency_sketches
-    and two groupings for the maps).
+    Whether the aggregations build in the one grouping that adds up a group's sums, instead of
+    grouping a second time and joining back: the pass's sketch from each row's key count
+    (sketch_from_row_key_counts, whose map keeps one of equal keys), the roll-ups' sketches from
+    lists (sketch_list_column, join_merged_sketches) and their provider and model maps
+    (map_from_lists). A second aggregation over almost as many groups as rows, one sort of every
+    sketch entry, and joins whose row estimates can mislead the planner into a nested loop over a
+    whole merge are what this saves on Postgres: identical figures, the full build 16.8x -> 9.0x
+    the contract-grain floor at 10M rows (docs/performance.md). Adapter-dispatched: default__
+    (true); spark__ (false: Spark's maps refuse equal keys, so the keyed pass,
+    merge_latency_sketches and two groupings for the maps).
 #}
 {% macro aggregates_from_group_lists() -%}
     {{ return(adapter.dispatch('aggregates_from_group_lists', 'watchllm_analytics')()) }}
@@ -156,19 +157,16 @@
     array_agg({{ expression }}) filter (where {{ expression }} is not null)
 {%- endmacro %}
 
-{# The sketch {key: requests} of a list of sketch keys from non_null_list (NULL for NULL). #}
-{% macro sketch_from_key_list(key_list) -%}
-    {{ return(adapter.dispatch('sketch_from_key_list', 'watchllm_analytics')(key_list)) }}
+{#
+    Aggregate: the sketch {key: requests} of a group from one row per request with its sketch key
+    and that key's count in the group (a window count): equal keys come with equal counts, and the
+    map keeps one of them. NULL when no key is known.
+#}
+{% macro sketch_from_row_key_counts(key, count) -%}
+    {{ return(adapter.dispatch('sketch_from_row_key_counts', 'watchllm_analytics')(key, count)) }}
 {%- endmacro %}
-{% macro default__sketch_from_key_list(key_list) -%}
-    (
-        select jsonb_object_agg(listed.sketch_key, listed.requests)
-        from (
-            select sketch_key, count(*) as requests
-            from unnest({{ key_list }}) as sketch_key
-            group by sketch_key
-        ) as listed
-    )
+{% macro default__sketch_from_row_key_counts(key, count) -%}
+    jsonb_object_agg({{ key }}, {{ count }}) filter (where {{ key }} is not null)
 {%- endmacro %}
 
 {# With aggregates_from_group_lists: `, <list of the group's sketches> as latency_sketches` for a grouped select; else nothing. #}
