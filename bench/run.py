@@ -256,14 +256,13 @@ def dashboard(conn: psycopg.Connection, calls: int, projects: list) -> dict[str,
 def incremental(run: Run, conn, rows: int, days: int, projects: int, end: dt.datetime, repeat: int) -> dict:
     """Append one hour at the generator's rate, then the cron command (`dbt build`), `repeat` times.
 
-    After each, what the latency sketches cost that build, like for like: the same command twice
-    more over the same rows and the same rebuild window, once without the sketches (var
-    latency_sketches: false, the percentiles' baseline) and once with them, in turns first and
-    second (so that neither is always the one that meets the autovacuum the previous build set
-    off); the last of each pair builds with them, which puts the window's sketches back before
-    the next hour. Both re-runs do the cron build's work (every scheduled build re-aggregates its
-    whole lookback window) at the same hour of the day and on the same tables, so their ratio is
-    the sketches' share alone.
+    After each, what the latency sketches cost that build, like for like: the same command re-run
+    over the same rows and the same rebuild window in two pairs, without the sketches (var
+    latency_sketches: false, the percentiles' baseline) then with them, and with then without (so
+    that neither is always the one that meets the autovacuum the build before set off); one more
+    build with them puts the window's sketches back before the next hour. Every re-run does the
+    cron build's work (a scheduled build re-aggregates its whole lookback window) at the same hour
+    of the day and on the same tables, so the ratio of their medians is the sketches' share alone.
     """
     per_hour = max(1, rows // (days * 24))
     samples, without_sketches, with_sketches = [], [], []
@@ -276,14 +275,12 @@ def incremental(run: Run, conn, rows: int, days: int, projects: int, end: dt.dat
         timing["floor_s"] = floor_seconds(conn, window, repeat=3)
         timing["contract_grain_floor_s"] = floor_seconds(conn, window, repeat=3, query=FLOOR_CONTRACT_GRAIN)
         samples.append(timing)
-        pair = [(without_sketches, "{latency_sketches: false}"), (with_sketches, "{latency_sketches: true}")]
-        if i % 2:
-            pair = [(with_sketches, "{latency_sketches: true}"), (without_sketches, "{latency_sketches: false}"),
-                    (None, "{latency_sketches: true}")]
-        for runs, vars_json in pair:
-            rerun = run.cron_build(vars_json)
-            if runs is not None:
-                runs.append(rerun)
+        for pair in range(2):
+            order = (False, True) if pair == 0 else (True, False)
+            for sketches in order:
+                rerun = run.cron_build(f"{{latency_sketches: {str(sketches).lower()}}}")
+                (with_sketches if sketches else without_sketches).append(rerun)
+        run.cron_build("{latency_sketches: true}")  # the window's sketches back before the next hour
     numeric = [k for k, v in samples[0].items() if isinstance(v, (int, float))]
     out = {"rows_per_hour": per_hour, "incremental_slowest_test": samples[-1]["slowest_test"],
            **{f"incremental_{k}": statistics.median(s[k] for s in samples) for k in numeric}}
