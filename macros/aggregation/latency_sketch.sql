@@ -36,6 +36,33 @@
 {%- endmacro %}
 
 {#
+    Aggregate over ranked entries (running_count, known_latencies, sketch_key): the key of the
+    nearest-rank p-th percentile, the first key whose running count reaches ceil(p% of the known
+    latencies). For whole p and integer counts that is running_count * 100 >= p * known_latencies,
+    which stays in integer arithmetic (ceil of a product with 0.95 is numeric on Postgres).
+#}
+{% macro percentile_key(p) -%}
+    min(case when running_count * 100 >= {{ p }} * known_latencies then sketch_key end)
+{%- endmacro %}
+
+{#
+    A merged entry's count as the running sums take it. Postgres: an integer, so that the window
+    sums are bigint (a sum of bigint is numeric there, and numeric window sums cost a tenth of a
+    roll-up's time); a key with more than 2,147,483,647 requests in one merged bucket fails the
+    build with "integer out of range" rather than round. Spark: the count itself (its sum of
+    bigint is bigint).
+#}
+{% macro ranked_count(count) -%}
+    {{ return(adapter.dispatch('ranked_count', 'watchllm_analytics')(count)) }}
+{%- endmacro %}
+{% macro default__ranked_count(count) -%}
+    cast({{ count }} as integer)
+{%- endmacro %}
+{% macro spark__ranked_count(count) -%}
+    {{ count }}
+{%- endmacro %}
+
+{#
     CTEs `<prefix>_sketch_entries`, `<prefix>_sketch_ranks` and `<prefix>_sketches`: the sketches of
     `rows` (a CTE with a `latency_sketch` column) merged per `group_columns`, with the merged map
     (NULL with keep_sketch=false) and the nearest-rank p50, p95 and p99 (docs/contract.md,
@@ -66,10 +93,10 @@
 
     select
         *,
-        sum(sketch_count) over (
+        sum({{ ranked_count('sketch_count') }}) over (
             partition by {{ groups }} order by sketch_key rows between unbounded preceding and current row
         ) as running_count,
-        sum(sketch_count) over (partition by {{ groups }}) as known_latencies
+        sum({{ ranked_count('sketch_count') }}) over (partition by {{ groups }}) as known_latencies
     from {{ prefix }}_sketch_entries
 
 ),
@@ -80,7 +107,7 @@
         {{ groups }},
         {{ counts_to_map('sketch_key', 'sketch_count') if keep_sketch else 'null' }} as latency_sketch,
         {%- for p in [50, 95, 99] %}
-        {{ sketch_key_value('min(case when running_count >= ceil(' ~ p / 100 ~ ' * known_latencies) then sketch_key end)') }}
+        {{ sketch_key_value(percentile_key(p)) }}
             as latency_p{{ p }}_ms{{ ',' if not loop.last }}
         {%- endfor %}
     from {{ prefix }}_sketch_ranks
@@ -200,20 +227,20 @@
         select
             {{ counts_to_map('sketch_key', 'sketch_count') if keep_sketch else 'null' }} as latency_sketch,
             {%- for p in [50, 95, 99] %}
-            {{ sketch_key_value('min(case when running_count >= ceil(' ~ p / 100 ~ ' * known_latencies) then sketch_key end)') }}
+            {{ sketch_key_value(percentile_key(p)) }}
                 as latency_p{{ p }}_ms{{ ',' if not loop.last }}
             {%- endfor %}
         from (
             select
                 sketch_key,
                 sketch_count,
-                sum(sketch_count) over (order by sketch_key rows between unbounded preceding and current row)
+                sum({{ ranked_count('sketch_count') }}) over (order by sketch_key rows between unbounded preceding and current row)
                     as running_count,
-                sum(sketch_count) over () as known_latencies
+                sum({{ ranked_count('sketch_count') }}) over () as known_latencies
             from (
                 select
                     cast(entry.key as integer) as sketch_key,
-                    sum(cast(entry.value as bigint)) as sketch_count
+                    sum(cast(entry.value as integer)) as sketch_count
                 from unnest({{ sketch_list }}) as listed (sketch)
                 cross join lateral jsonb_each_text(listed.sketch) as entry
                 group by cast(entry.key as integer)
