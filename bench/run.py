@@ -64,6 +64,7 @@ DBT_LOG = BENCH_DIR / ".dbt" / "logs" / "dbt.log"
 MODELS = ("int_usage_hourly_by_model", "usage_aggregations_hourly", "usage_aggregations_daily",
           "usage_by_model_daily", "project_savings_monthly", "model_cost_counterfactual_monthly",
           "project_cost_forecast", "usage_aggregations_local_daily")
+WITH_SKETCHES, WITHOUT_SKETCHES = "{latency_sketches: true}", "{latency_sketches: false}"
 BUILD_WORK_MEM = "512MB"  # the dbt_project.yml default of var build_work_mem, used for the floors too
 
 # The guide's "before" query: what the dashboard did without aggregates.
@@ -103,6 +104,22 @@ group by 1, 2, 3, 4
 
 def log(message: str) -> None:
     print(f"[bench {dt.datetime.now():%H:%M:%S}] {message}", flush=True)
+
+
+def clone_database(server: database.Connection, source: str, name: str) -> dict[str, str]:
+    """A file copy of database `source` (nobody may be connected to it) as `name`."""
+    admin = {**server.env, "PGDATABASE": "postgres"}
+    with psycopg.connect(**database._kwargs(admin), autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("create database {} template {} strategy file_copy").format(
+            sql.Identifier(name), sql.Identifier(source)))
+    return {**server.env, "PGDATABASE": name}
+
+
+def drop_database(server: database.Connection, name: str) -> None:
+    admin = {**server.env, "PGDATABASE": "postgres"}
+    with psycopg.connect(**database._kwargs(admin), autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
 def fresh_database(server: database.Connection, name: str) -> dict[str, str]:
@@ -253,34 +270,39 @@ def dashboard(conn: psycopg.Connection, calls: int, projects: list) -> dict[str,
     return out
 
 
-def incremental(run: Run, conn, rows: int, days: int, projects: int, end: dt.datetime, repeat: int) -> dict:
+def incremental(run: Run, twin: Run, conn, rows: int, days: int, projects: int, end: dt.datetime,
+                repeat: int) -> dict:
     """Append one hour at the generator's rate, then the cron command (`dbt build`), `repeat` times.
 
-    After each, what the latency sketches cost that build, like for like: the same command re-run
-    over the same rows and the same rebuild window in two pairs, without the sketches (var
-    latency_sketches: false, the percentiles' baseline) then with them, and with then without (so
-    that neither is always the one that meets the autovacuum the build before set off); one more
-    build with them puts the window's sketches back before the next hour. Every re-run does the
-    cron build's work (a scheduled build re-aggregates its whole lookback window) at the same hour
-    of the day and on the same tables, so the ratio of their medians is the sketches' share alone.
+    After each, what the latency sketches cost that build, like for like: `twin` is a copy of the
+    database built from the start without sketches (var latency_sketches: false), given the same
+    hour; the cron command re-run over the same rebuild window on each database, in two pairs
+    (without then with, and with then without, so that neither is always the one that meets the
+    autovacuum the build before set off). A re-run does the cron build's work (a scheduled build
+    re-aggregates its whole lookback window, and the marts re-merge every day it touches), so the
+    ratio of their medians is what the sketches cost a scheduled build. (Re-running without
+    sketches on the database that has them would still merge the stored sketches of the touched
+    days' other hours, most of the cost.)
     """
     per_hour = max(1, rows // (days * 24))
     samples, without_sketches, with_sketches = [], [], []
     for i in range(repeat):
         hour_end = end + dt.timedelta(hours=i + 1)
         run.generate(per_hour, 1 / 24, projects, 100 + i, hour_end)
+        twin.generate(per_hour, 1 / 24, projects, 100 + i, hour_end)
         timing = run.cron_build()
+        twin.cron_build(WITHOUT_SKETCHES)  # the twin's scheduled build of the same hour
         newest = conn.execute("select max(hour_start) from analytics.int_usage_hourly_by_model").fetchone()[0]
         window = newest - dt.timedelta(hours=settings.lookback_hours())
         timing["floor_s"] = floor_seconds(conn, window, repeat=3)
         timing["contract_grain_floor_s"] = floor_seconds(conn, window, repeat=3, query=FLOOR_CONTRACT_GRAIN)
         samples.append(timing)
         for pair in range(2):
-            order = (False, True) if pair == 0 else (True, False)
-            for sketches in order:
-                rerun = run.cron_build(f"{{latency_sketches: {str(sketches).lower()}}}")
-                (with_sketches if sketches else without_sketches).append(rerun)
-        run.cron_build("{latency_sketches: true}")  # the window's sketches back before the next hour
+            for sketches in ((False, True) if pair == 0 else (True, False)):
+                if sketches:
+                    with_sketches.append(run.cron_build(WITH_SKETCHES))
+                else:
+                    without_sketches.append(twin.cron_build(WITHOUT_SKETCHES))
     numeric = [k for k, v in samples[0].items() if isinstance(v, (int, float))]
     out = {"rows_per_hour": per_hour, "incremental_slowest_test": samples[-1]["slowest_test"],
            **{f"incremental_{k}": statistics.median(s[k] for s in samples) for k in numeric}}
@@ -417,15 +439,13 @@ def run_size(server, rows: int, days: int, args: argparse.Namespace) -> dict:
         ranked = [r[0] for r in conn.execute(
             "select project_id from public.usage_logs group by 1 order by count(*) desc, project_id")]
         configure_reporting_zones(conn, ranked)
-    # The same full build without the latency sketches (var latency_sketches: false), then dropped:
-    # what the percentiles add to the full build, measured in this run.
-    log(f"{rows:,} rows: full build without latency sketches (the percentiles' baseline)")
-    baseline = run.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test",
-                       "--vars", "{latency_sketches: false}")
+    # The twin: a copy of the same rows, built and kept without the latency sketches (var
+    # latency_sketches: false): what the percentiles add to the full build and to scheduled builds.
+    log(f"{rows:,} rows: full build of a copy without latency sketches (the percentiles' baseline)")
+    twin = Run(clone_database(server, run.env["PGDATABASE"], f"{run.env['PGDATABASE']}_without_sketches"))
+    baseline = twin.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test",
+                        "--vars", WITHOUT_SKETCHES)
     out["full_build_without_sketches_model_s"] = baseline["model_s"]
-    with run.connect() as conn:
-        conn.execute("drop schema analytics cascade")
-        configure_reporting_zones(conn, ranked)
     log(f"{rows:,} rows: full build")
     full = run.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test")
     out.update({f"full_build_{k}": v for k, v in full.items()})
@@ -441,7 +461,8 @@ def run_size(server, rows: int, days: int, args: argparse.Namespace) -> dict:
         log(f"{rows:,} rows: backfill of {days} days")
         out.update(backfill(run, end, days, repeat=1))
         log(f"{rows:,} rows: scheduled builds (the cron command), the deep check, a Dagster tick")
-        out.update(incremental(run, conn, rows, days, args.projects, end, args.repeat))
+        out.update(incremental(run, twin, conn, rows, days, args.projects, end, args.repeat))
+        drop_database(server, twin.env["PGDATABASE"])
         out.update(deep_check_and_dagster_tick(run))
         out.update(alerts_check(run))
         log(f"{rows:,} rows: the guide's function loop and trigger")
