@@ -110,6 +110,52 @@ def test_a_scheduled_build_rebuilds_only_the_days_whose_hours_changed(db):
     assert set(pending_from(db)) == {*HOURLY_CONSUMERS, *DAILY_CONSUMERS, *MONTHLY_CONSUMERS}
 
 
+def hourly_row_versions(db) -> dict[tuple, str]:
+    return {
+        (r["project_id"], r["hour_start"]): r["v"]
+        for r in db.query("select project_id, hour_start, xmin::text as v from analytics.usage_aggregations_hourly")
+    }
+
+
+def test_the_marts_rebuild_from_the_first_hour_whose_rows_changed(db):
+    """The pass re-aggregates its whole lookback window, but marks for the marts only the hours whose
+    rows it changes (macros/incremental/pending_rebuilds.sql): added, removed or different."""
+    db.dbt("run")
+    no_rewrite = "{bucket_replace_rewrite_fraction: 2}"  # delete + insert only (see the test above)
+    newest = db.query("select max(hour_start) as h from analytics.int_usage_hourly_by_model")[0]["h"]
+    changed_hour = newest - dt.timedelta(hours=1)
+    # 1. nothing new: the pass rewrites its window, no mart rebuilds a row
+    before_hours, before_days = hourly_row_versions(db), row_versions(db, "usage_by_model_daily")
+    db.dbt("run", "--vars", no_rewrite)
+    assert hourly_row_versions(db) == before_hours
+    assert row_versions(db, "usage_by_model_daily") == before_days
+    assert set(pending_from(db).values()) == {dt.datetime(9999, 12, 31, tzinfo=UTC)}
+    # 2. late rows of two models in the hour before the newest: the hours before it stay as they are
+    late = [
+        request(LATE_PROJECT, changed_hour + dt.timedelta(minutes=5), model="gpt-4o-mini"),
+        request(LATE_PROJECT, changed_hour + dt.timedelta(minutes=6), model="gpt-4o"),
+    ]
+    insert_rows(db, late)
+    before_hours = hourly_row_versions(db)
+    db.dbt("run", "--vars", no_rewrite)
+    assert_matches_raw(db)
+    after_hours = hourly_row_versions(db)
+    rebuilt = {key[1] for key, version in after_hours.items() if before_hours.get(key) != version}
+    assert (LATE_PROJECT, changed_hour) in after_hours and changed_hour in rebuilt
+    assert min(rebuilt) == changed_hour, sorted(rebuilt)  # not newest - lookback_hours, the window's start
+    # 3. one model's rows of that hour gone (its int row disappears from a bucket that stays): noticed too
+    with db.connect() as conn:
+        deleted = conn.execute(
+            "delete from public.usage_logs where project_id = %s and model = 'gpt-4o' and created_at >= %s"
+            " and created_at < %s",
+            (LATE_PROJECT, changed_hour, changed_hour + dt.timedelta(hours=1)),
+        ).rowcount
+    assert deleted >= 1
+    db.dbt("run", "--vars", no_rewrite)
+    assert_matches_raw(db)
+    assert set(pending_from(db).values()) == {dt.datetime(9999, 12, 31, tzinfo=UTC)}
+
+
 def test_buckets_replaced_while_a_mart_did_not_run_are_rebuilt_by_its_next_run(db):
     # 1. the hourly model alone rebuilds a day four days back (as a Dagster hourly partition does)
     day = (db.now() - dt.timedelta(days=4)).astimezone(UTC).date()

@@ -10,7 +10,7 @@
 {% macro get_incremental_bucket_replace_sql(arg_dict) -%}
     {#- the mark goes first so that dbt reports the row count of the replacing statement, which comes last -#}
     {%- if config.get('marks_pending_rebuilds', false) -%}
-    {{ mark_pending_rebuilds(arg_dict['temp_relation'], config.require('bucket_column'), config.get('marks_pending_rebuilds')) }};
+    {{ mark_pending_rebuilds(arg_dict, config.require('bucket_column'), config.get('marks_pending_rebuilds')) }};
     {% endif -%}
     {%- if config.get('records_test_window', false) -%}
     {{ record_test_window(arg_dict['temp_relation'], config.require('bucket_column')) }};

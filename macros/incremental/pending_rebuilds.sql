@@ -59,11 +59,39 @@
 {%- endmacro %}
 
 {#
-    Producer side, called by bucket_replace inside the producer's transaction. `grain` is the type
-    of the producer's bucket column: 'hour' (a timestamptz) or 'day' (a UTC date).
+    Producer side, called by bucket_replace inside the producer's transaction, before the batch
+    replaces its buckets. `grain` is the type of the producer's bucket column: 'hour' (a
+    timestamptz) or 'day' (a UTC date). The mark is the first bucket whose rows the batch changes:
+    the batch's rows that the table does not hold, and the table's rows in the batch's buckets that
+    the batch does not hold (every column compared, NULLs equal). A scheduled run re-aggregates its
+    whole lookback window, but the hours before the newest one rarely change (late rows); the marts
+    then rebuild from the first changed bucket, not from the window's start. Above all, the daily
+    marts do not re-merge the whole previous day in the first hours after midnight. A range rebuild
+    (a backfill, maybe of all history) marks its first bucket without comparing.
 #}
-{% macro mark_pending_rebuilds(batch_relation, bucket_column, grain) -%}
-    {%- set first_bucket = '(select min(' ~ bucket_column ~ ') from ' ~ batch_relation ~ ')' -%}
+{% macro mark_pending_rebuilds(arg_dict, bucket_column, grain) -%}
+    {%- set batch_relation = arg_dict['temp_relation'] -%}
+    {%- set columns_csv = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    {%- set first_bucket -%}
+    {%- if is_range_rebuild() -%}
+    (select min({{ bucket_column }}) from {{ batch_relation }})
+    {%- else -%}
+    (
+        with batch_rows as materialized (
+            select {{ columns_csv }} from {{ batch_relation }}
+        ),
+        replaced_rows as materialized (
+            select {{ columns_csv }} from {{ arg_dict['target_relation'] }} as kept
+            where {{ in_batch_buckets(arg_dict, 'kept') }}
+        )
+        select min({{ bucket_column }}) from (
+            (select * from batch_rows except all select * from replaced_rows)
+            union all
+            (select * from replaced_rows except all select * from batch_rows)
+        ) as changed_rows
+    )
+    {%- endif -%}
+    {%- endset -%}
     update {{ pending_rebuilds_relation() }}
     set pending_from = least(pending_from, {{ utc_midnight(first_bucket) if grain == 'day' else first_bucket }})
     where producer = '{{ this.identifier }}' and pending_from is not null
