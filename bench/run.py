@@ -285,9 +285,19 @@ def incremental(run: Run, twin: Run, conn, rows: int, days: int, projects: int, 
     pass finds the rows it rebuilt unchanged and the marts rebuild nothing.)
     """
     per_hour = max(1, rows // (days * 24))
+    # Both databases from the same state: vacuumed and analysed (the backfill rewrote the bench
+    # database's tables, the twin's were just built), and one hour built untimed (it takes up what
+    # the backfill or the first build left pending).
+    for side in (run, twin):
+        with side.connect() as side_conn:
+            side_conn.execute(sql.SQL("vacuum (analyze) {}").format(
+                sql.SQL(", ").join(sql.Identifier("analytics", name) for name in MODELS)))
+        side.generate(per_hour, 1 / 24, projects, 99, end + dt.timedelta(hours=1))
+    run.cron_build()
+    twin.cron_build(WITHOUT_SKETCHES)
     samples, without_sketches = [], []
     for i in range(repeat):
-        hour_end = end + dt.timedelta(hours=i + 1)
+        hour_end = end + dt.timedelta(hours=i + 2)
         run.generate(per_hour, 1 / 24, projects, 100 + i, hour_end)
         twin.generate(per_hour, 1 / 24, projects, 100 + i, hour_end)
         for sketches in ((True, False) if i % 2 == 0 else (False, True)):
@@ -425,7 +435,8 @@ def guide_design(run: Run, conn, trigger_rows: int) -> dict:
 def run_size(server, rows: int, days: int, args: argparse.Namespace) -> dict:
     log(f"{rows:,} rows over {days} days: generating")
     run = Run(fresh_database(server, f"wl_bench_{rows}_{days}d"))
-    end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=args.repeat + 1)
+    # room for the scheduled scenario's hours (one untimed, `repeat` timed) before now
+    end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=args.repeat + 2)
     out: dict = {"rows": rows, "days": days, "generate_s": run.generate(rows, days, args.projects, 1, end)}
     with run.connect() as conn:
         # The proxy appends rows as requests happen, so its table is in time order; the generator
