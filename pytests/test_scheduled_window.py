@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
 
 import pytest
@@ -17,9 +18,21 @@ from orchestration import settings
 
 
 def tuples_read(db, table: str) -> dict:
-    """What every backend has read from `table` so far (pg_stat_user_tables, flushed at disconnect)."""
+    """What every backend has read from `table` so far (pg_stat_user_tables, flushed at disconnect).
+
+    A backend flushes its counters while it exits, which can be after its client has closed the
+    connection: wait until no other backend of this database is left, or an earlier query's scan
+    (the fixture's own count(*)) could land in the next reading."""
     schema, name = table.split(".")
     with db.connect() as conn:
+        for _ in range(100):
+            others = conn.execute(
+                "select count(*) as n from pg_stat_activity"
+                " where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'"
+            ).fetchone()["n"]
+            if others == 0:
+                break
+            time.sleep(0.05)
         conn.execute("select pg_stat_clear_snapshot()")
         row = conn.execute(
             "select seq_scan, coalesce(seq_tup_read, 0) as seq_tup_read, coalesce(idx_tup_fetch, 0) as idx_tup_fetch"
