@@ -15,9 +15,9 @@
     it is unknown, until the consumer's next run that is not a range rebuild commits, the consumer
     falls back to its own lookback window and producers leave the row alone.
 
-      - producer: bucket_replace lowers `pending_from` to its batch's first bucket (hour, or
-        midnight of its first day), in the producer's transaction (so the mark and the data commit
-        together).
+      - producer: bucket_replace lowers `pending_from` to the first bucket whose rows its batch
+        changes (hour, or midnight of that day; a range rebuild: its batch's first bucket), in the
+        producer's transaction (so the mark and the data commit together).
       - consumer: a pre-hook registers and locks its row (`for update`) before the batch is read,
         the batch reads from the day of `pending_from`, and a post-hook clears the mark, all in the
         consumer's transaction. A consumer that fails keeps its mark; a producer that commits while
