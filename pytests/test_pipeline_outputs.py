@@ -7,6 +7,7 @@ import json
 import re
 from decimal import Decimal
 
+import psycopg
 import pytest
 from conftest import (
     READ_TIMEZONE,
@@ -17,6 +18,7 @@ from conftest import (
     raw_rows,
     request,
     table,
+    target_dir,
     utc,
 )
 from edge_cases import EDGE_PROJECT, edge_rows
@@ -256,6 +258,60 @@ def test_money_columns_are_numeric_everywhere(built):
         select pg_get_function_result('public.get_dashboard_stats(uuid, integer, text)'::regprocedure) as r
     """)[0]["r"]
     assert "double" not in result_types and "real" not in result_types
+
+
+def test_every_contract_table_has_its_declared_types_and_constraints(built):
+    """The first build creates the hourly pass with `create table as` and adds its constraints
+    afterwards (macros/materializations/create_table_as.sql), the other tables through dbt's own
+    path: either way each table has the types, not-nulls and checks its YAML declares, and refuses
+    a bad row."""
+    db, _, _ = built
+    manifest = json.loads((target_dir(db.env["PGDATABASE"], ("dbt", "build")) / "manifest.json").read_text())
+    contract_models = [
+        node for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["config"]["contract"]["enforced"]
+        and node["config"]["materialized"] in ("table", "incremental")
+    ]
+    assert "int_usage_hourly_by_model" in {node["name"] for node in contract_models}
+    for node in contract_models:
+        relation = f"analytics.{node['name']}"
+        actual = {
+            r["attname"]: (r["type"], r["attnotnull"])
+            for r in db.query(
+                "select attname, format_type(atttypid, atttypmod) as type, attnotnull from pg_attribute"
+                " where attrelid = %s::regclass and attnum > 0 and not attisdropped", (relation,)
+            )
+        }
+        declared = {}
+        for name, column in node["columns"].items():
+            declared_type = db.query("select format_type(%s::regtype, null) as t", (column["data_type"],))[0]["t"]
+            not_null = any(c["type"] == "not_null" for c in column["constraints"])
+            declared[name] = (declared_type, not_null)
+        assert actual == declared, node["name"]
+        checks = sorted(
+            r["def"] for r in db.query(
+                "select pg_get_constraintdef(oid) as def from pg_constraint where conrelid = %s::regclass"
+                " and contype = 'c'", (relation,)
+            )
+        )
+        declared_checks = [
+            c for column in node["columns"].values() for c in column["constraints"] if c["type"] == "check"
+        ]
+        assert len(checks) == len(declared_checks), (node["name"], checks)
+    with db.connect() as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute("""
+            insert into analytics.int_usage_hourly_by_model
+                (project_id, hour_start, provider, model, total_requests, cached_requests, tokens_input,
+                 tokens_output, unpriced_requests, latency_count)
+            values (gen_random_uuid(), '2020-01-01', 'p', 'm', -1, 0, 0, 0, 0, 0)
+        """)
+    with db.connect() as conn, pytest.raises(psycopg.errors.NotNullViolation):
+        conn.execute("""
+            insert into analytics.int_usage_hourly_by_model
+                (project_id, hour_start, provider, model, total_requests, cached_requests, tokens_input,
+                 tokens_output, unpriced_requests, latency_count)
+            values (gen_random_uuid(), '2020-01-01', null, 'm', 1, 0, 0, 0, 0, 0)
+        """)
 
 
 def test_second_identical_build_changes_nothing(built):

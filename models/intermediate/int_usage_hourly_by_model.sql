@@ -20,6 +20,7 @@
         marks_pending_rebuilds='hour',
         records_test_window=true,
         full_refresh=false,
+        create_in_parallel=true,
         on_schema_change='append_new_columns',
         indexes=[
             {'columns': ['project_id', 'hour_start', 'provider', 'model'], 'unique': true},
