@@ -23,6 +23,10 @@
     {%- set unlogged = config.get('unlogged', default=false) -%}
     {%- set sql_header = config.get('sql_header', none) -%}
     {%- set columns = model['columns'].values() | list -%}
+    {%- set column_names = [] -%}
+    {%- for column in columns -%}
+        {%- do column_names.append(adapter.quote(column['name']) if column.get('quote') else column['name']) -%}
+    {%- endfor %}
 
     {{ sql_header if sql_header is not none }}
 
@@ -31,8 +35,7 @@
     create {% if unlogged -%} unlogged {%- endif %} table {{ relation }} as
     select
         {%- for column in columns %}
-        cast({{ adapter.quote(column['name']) if column.get('quote') else column['name'] }} as {{ column['data_type'] }})
-            as {{ adapter.quote(column['name']) if column.get('quote') else column['name'] }}{{ ',' if not loop.last }}
+        cast({{ column_names[loop.index0] }} as {{ column['data_type'] }}) as {{ column_names[loop.index0] }}{{ ',' if not loop.last }}
         {%- endfor %}
     from (
         {{ sql }}
@@ -40,7 +43,7 @@
 
     {%- set additions = [] -%}
     {%- for column in columns -%}
-        {%- set column_name = adapter.quote(column['name']) if column.get('quote') else column['name'] -%}
+        {%- set column_name = column_names[loop.index0] -%}
         {%- for constraint in column.get('constraints', []) -%}
             {%- if constraint['type'] == 'not_null' -%}
                 {%- do additions.append('alter column ' ~ column_name ~ ' set not null') -%}
