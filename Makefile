@@ -96,7 +96,7 @@ bench-docs: setup
 lint: setup
 	$(BIN)/ruff check orchestration pytests bench
 	$(CLI) dbt compile --quiet
-	$(BIN)/sqlfluff lint --processes 2 --rules CP01,CP02,CP03,CP04,AL,AM,CV \
+	$(BIN)/sqlfluff lint --processes 2 \
 		$$(find target/compiled/watchllm_analytics/models -name '*.sql' -not -path '*.yml/*' -not -name get_dashboard_stats.sql)
 
 ## pricing-seed: rebuild seeds/model_pricing.csv from the documented history and the LiteLLM snapshots

@@ -41,7 +41,7 @@ classified as (
         project_id,
         {{ utc_hour('created_at') }} as hour_start,
         {%- for alias, expression in extra_groups.items() %}
-        {{ expression }} as {{ alias }},
+        {{ expression }}{{ ' as ' ~ alias if expression != alias }},
         {%- endfor %}
         {%- if group_by_logged_labels %}
         logged_provider as provider,

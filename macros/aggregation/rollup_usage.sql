@@ -16,7 +16,7 @@ usage_rows as {{ not_materialized() if inline_input else '' }} (
 
     select
         project_id,
-        {{ bucket_expression }} as {{ bucket_column }},
+        {{ bucket_expression }}{{ ' as ' ~ bucket_column if bucket_expression != bucket_column }},
         provider,
         model,
         {{ hourly_sum_columns() | join(',\n        ') }}

@@ -94,7 +94,7 @@
 {# Aggregate (key, count) rows into a JSON object {key: count}; '{}' when there are none. #}
 {% macro counts_to_map(key, value) -%}{{ return(adapter.dispatch('counts_to_map', 'watchllm_analytics')(key, value)) }}{%- endmacro %}
 {% macro default__counts_to_map(key, value) -%}
-    coalesce(jsonb_object_agg({{ key }}, {{ value }}), '{}'::jsonb)
+    coalesce(jsonb_object_agg({{ key }}, {{ value }}), cast('{}' as jsonb))
 {%- endmacro %}
 {% macro spark__counts_to_map(key, value) -%}
     map_from_entries(collect_list(struct({{ key }}, {{ value }})))

@@ -110,7 +110,12 @@ candidate_split_parts as (
 
     union all
 
-    select project_id, date, {{ utc_hour('day_to') }}, {{ utc_hour('day_to') }}, day_to
+    select
+        project_id,
+        date,
+        {{ utc_hour('day_to') }} as split_hour,
+        {{ utc_hour('day_to') }} as part_from,
+        day_to as part_to
     from candidate_days
     where day_to <> {{ utc_hour('day_to') }}
 
@@ -129,8 +134,7 @@ days_missing_requests as (
             where hour_requests.project_id = parts.project_id
                 and hour_requests.created_at >= parts.split_hour
                 and hour_requests.created_at < parts.split_hour + {{ hours(1) }}
-            offset 0
-            limit 1
+            limit 1 offset 0
         ) as first_request
     ) as probe
     where
@@ -265,8 +269,8 @@ final as (
         rolled_up.total_potential_cost_usd,
         rolled_up.total_savings_usd,
         rolled_up.avg_latency_ms,
-        coalesce(rolled_up.requests_by_provider, '{}'::jsonb) as requests_by_provider,
-        coalesce(rolled_up.requests_by_model, '{}'::jsonb) as requests_by_model,
+        coalesce(rolled_up.requests_by_provider, cast('{}' as jsonb)) as requests_by_provider,
+        coalesce(rolled_up.requests_by_model, cast('{}' as jsonb)) as requests_by_model,
         coalesce(rolled_up.unpriced_requests, 0) as unpriced_requests,
         rolled_up.latency_p50_ms,
         rolled_up.latency_p95_ms,
