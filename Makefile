@@ -79,7 +79,7 @@ docs: setup
 	@echo "dbt docs: http://127.0.0.1:$(DOCS_PORT)  (Ctrl-C to stop)"
 	$(CLI) dbt docs serve --host 127.0.0.1 --port $(DOCS_PORT) --no-browser
 
-## bench: the performance benchmark, ~35 min at the default 1M/10M rows (--one-size: one history); writes bench/results/
+## bench: the performance benchmark, 13–15 min at the default 1M/10M rows (--one-size: one history); writes bench/results/
 bench: setup
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
