@@ -202,13 +202,21 @@ def alert_webhook_url() -> str | None:
 
 
 def smtp_url() -> str | None:
-    """smtp://[user:password@]host[:port][?starttls=true] or smtps://... for alerts and reports."""
-    return os.environ.get("WATCHLLM_SMTP_URL") or None
+    """smtp://[user:password@]host[:port][?starttls=true] or smtps://... for alerts and reports; a
+    password only over TLS unless the URL adds ?insecure=true."""
+    from orchestration.core.delivery import check_smtp_url
+
+    url = os.environ.get("WATCHLLM_SMTP_URL") or None
+    if url:
+        check_smtp_url(url)
+    return url
 
 
 def alert_email_to() -> tuple[str, ...]:
     """Operators who get every alert by email (comma-separated); a project's own alert_email_to adds to it."""
-    return tuple(part.strip() for part in _env("WATCHLLM_ALERT_EMAIL_TO", "").split(",") if part.strip())
+    from orchestration.core.delivery import parse_addresses
+
+    return parse_addresses(_env("WATCHLLM_ALERT_EMAIL_TO", ""), "WATCHLLM_ALERT_EMAIL_TO")
 
 
 def email_from() -> str:

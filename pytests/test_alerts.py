@@ -131,7 +131,7 @@ def check(db, webhook=None, smtp=None, as_of=AS_OF, **env) -> dict:
         **({"WATCHLLM_SMTP_URL": smtp.url, "WATCHLLM_ALERT_EMAIL_TO": "ops@example.com"} if smtp else {}),
         **env,
     }
-    result = db.cli("alerts", "check", "--as-of", as_of, "--json", extra_env=extra)
+    result = db.cli("alerts", "check", "--as-of", as_of, "--record", "--json", extra_env=extra)
     return json.loads(result.stdout)
 
 
@@ -303,7 +303,7 @@ def test_dry_run_records_and_sends_nothing_and_two_checks_at_once_deliver_each_a
     assert len(smtp.messages) == len(EXPECTED)
 
 
-def test_the_usage_alerts_sensor_checks_after_a_materialization_and_records_the_run(clean, servers, monkeypatch):
+def test_the_usage_alerts_sensor_requests_a_run_that_checks_and_records_what_it_did(clean, servers, monkeypatch):
     import dagster as dg
 
     from orchestration.defs.notifications import usage_alerts, usage_alerts_job
@@ -323,13 +323,15 @@ def test_the_usage_alerts_sensor_checks_after_a_materialization_and_records_the_
     instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="usage_aggregations_hourly"))
     run_request = usage_alerts(context)
     assert isinstance(run_request, dg.RunRequest), run_request
-    assert run_request.tags["watchllm/fired"] == str(len(EXPECTED)) and len(webhook.accepted) == len(EXPECTED)
+    # the tick only asks for a run: nothing is evaluated, recorded or sent inside it
+    assert not webhook.requests and not db.query("select 1 from pg_tables where tablename = 'alert_events'")
 
-    run = usage_alerts_job.execute_in_process(run_config=run_request.run_config, instance=instance)
+    run = usage_alerts_job.execute_in_process(instance=instance)
+    assert len(webhook.accepted) == len(EXPECTED)
     output = next(e for e in run.all_events if e.event_type_value == "STEP_OUTPUT")
     metadata = output.event_specific_data.metadata
     assert metadata["fired"].value == len(EXPECTED) and metadata["delivered"].value == len(EXPECTED)
-    assert str(SPIKE) in metadata["fired_alerts"].value
+    assert str(SPIKE) in metadata["fired_alerts"].value and metadata["failures"].value == "none"
 
-    # the cursor moved on: no new materialization, no new check
+    # the cursor moved on: no new materialization, no new run
     assert isinstance(usage_alerts(context), dg.SkipReason)

@@ -118,9 +118,16 @@ def cmd_alerts(args: argparse.Namespace) -> int:
                 )
             return 0
         as_of = _parse_utc(args.as_of, "--as-of") if args.as_of else None
-        result = alerts.check(conn, as_of=as_of, dry_run=args.dry_run)
-    print(alerts.to_json(result) if args.json else "\n".join(alerts.summary_lines(result, args.dry_run)))
-    return 0
+        if args.record and not as_of:
+            raise UserError("--record only goes with --as-of (a check without --as-of always records)")
+        if args.record and args.dry_run:
+            raise UserError("pass either --dry-run or --record, not both")
+        # a replay (--as-of) judges another time: it records and sends only when asked to
+        dry_run = args.dry_run or (as_of is not None and not args.record)
+        result = alerts.check(conn, as_of=as_of, dry_run=dry_run)
+    print(alerts.to_json(result) if args.json else "\n".join(alerts.summary_lines(result, dry_run)))
+    # a project that could not be judged is reported (exit 1) after every other project was handled
+    return 1 if result.evaluation.failures else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -129,6 +136,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     project = stats.parse_project_id(args.project_id)
     if args.week and args.days:
         raise UserError("pass either --week or --days, not both")
+    if args.email:
+        from orchestration.core.delivery import parse_addresses
+
+        parse_addresses(args.email, "--email")
     with database.cursor(database.resolve()) as cur:
         time_zone = args.time_zone or reports.reporting_time_zone(cur, project)
         today = reports.local_today(time_zone)
@@ -330,7 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
     al_sub = al.add_subparsers(dest="alerts_command", required=True)
     alc = al_sub.add_parser("check", help="fire, resolve and deliver (run it after every `dbt build`)")
     alc.add_argument("--dry-run", action="store_true", help="print what would fire or resolve; record and send nothing")
-    alc.add_argument("--as-of", help="judge as if it were this UTC time (default: now), e.g. to replay a day")
+    alc.add_argument(
+        "--as-of",
+        help="judge as if it were this UTC time (default: now), e.g. to replay a day; a dry run unless --record",
+    )
+    alc.add_argument("--record", action="store_true", help="with --as-of: record and deliver what fires")
     alc.add_argument("--json", action="store_true", help="print the outcome as JSON")
     alc.set_defaults(func=cmd_alerts)
     all_ = al_sub.add_parser("list", help="the latest recorded alerts and their delivery")

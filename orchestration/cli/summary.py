@@ -6,6 +6,7 @@ from psycopg import sql
 
 from orchestration import settings
 from orchestration.cli import stats
+from orchestration.core.formatting import money
 
 
 def print_summary(cur, days: int = 30):
@@ -31,8 +32,8 @@ def print_summary(cur, days: int = 30):
     print(f"  usage_logs rows     {raw:,} ({rejected:,} quarantined in usage_logs_rejected)")
     print(f"  aggregated          {requests:,} requests from {projects:,} projects, {first} .. {last} (UTC)")
     print(f"  cache hit rate      {hit}")
-    print(f"  cost                {stats.money(cost)}")
-    print(f"  saved by the cache  {stats.money(savings)} ({pct} of the {stats.money(potential)} it would have cost)")
+    print(f"  cost                {money(cost)}")
+    print(f"  saved by the cache  {money(savings)} ({pct} of the {money(potential)} it would have cost)")
     print(f"  unpriced requests   {unpriced:,} (no price in seeds/model_pricing.csv)")
     busiest = cur.execute(
         sql.SQL("select project_id from {daily} group by project_id order by sum(total_requests) desc limit 1").format(

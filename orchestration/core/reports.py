@@ -9,6 +9,7 @@ ratios of those sums (never averages of daily rates). docs/alerts-and-reports.md
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import io
 import re
@@ -25,9 +26,10 @@ from pathlib import Path
 from psycopg import sql
 
 from orchestration import settings
-from orchestration.cli import stats
-from orchestration.core.delivery import escape
+from orchestration.core import dashboard, labels, templating
+from orchestration.core.delivery import parse_addresses
 from orchestration.core.errors import UserError
+from orchestration.core.formatting import money, percent
 
 CHART_SIZE_PX = (800, 320)
 CHART_DPI = 100
@@ -156,7 +158,7 @@ def gather(cur, project_id: uuid.UUID, period: Period, time_zone: str) -> Report
     span = (today - period.previous.first_day).days + 1
     if span > 366:
         raise UserError(f"{period.label} is too far back: get_dashboard_stats serves the last 366 days")
-    rows = stats.dashboard_stats(cur, project_id, span, time_zone)
+    rows = dashboard.dashboard_stats(cur, project_id, span, time_zone)
     current = [r for r in rows if period.contains(r["date"])]
     before = [r for r in rows if period.previous.contains(r["date"])]
     providers: Counter = Counter()
@@ -224,6 +226,12 @@ def render_charts(data: ReportData) -> dict[str, bytes]:
     import matplotlib
 
     matplotlib.use("Agg")
+    # a label is text, never mathtext ("$x$") or TeX: tenants choose model and provider names
+    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+        return _render_charts(data)
+
+
+def _render_charts(data: ReportData) -> dict[str, bytes]:
     from matplotlib import pyplot as plt
 
     labels = [f"{d['date']:%a %d}" if data.period.days <= 14 else f"{d['date']:%m-%d}" for d in data.days]
@@ -277,7 +285,7 @@ def render_charts(data: ReportData) -> dict[str, bytes]:
         (by_savings, "savings", "Top models by savings (USD)", COLORS["savings"]),
     ):
         top = sorted(data.models, key=lambda m: (-m[column], m["model"]))[:TOP_MODELS][::-1]
-        axes.barh([m["model"][:28] for m in top], [float(m[column]) for m in top], color=color)
+        axes.barh([_chart_label(m["model"]) for m in top], [float(m[column]) for m in top], color=color)
         axes.set_title(title, fontsize=10, loc="left")
         axes.tick_params(axis="y", labelsize=7)
         axes.spines[["top", "right"]].set_visible(False)
@@ -300,7 +308,10 @@ def render_charts(data: ReportData) -> dict[str, bytes]:
         providers = [(p, n) for p, n in providers if n >= 0.03 * total] + [("other", sum(n for _, n in small))]
     if providers:
         axes.pie(
-            [n for _, n in providers], labels=[p for p, _ in providers], autopct="%1.0f%%", textprops={"fontsize": 8}
+            [n for _, n in providers],
+            labels=[_chart_label(p) for p, _ in providers],
+            autopct="%1.0f%%",
+            textprops={"fontsize": 8},
         )
         axes.axis("equal")
     else:
@@ -321,12 +332,10 @@ CHART_TITLES = {
 }
 
 
-def money(value: Decimal | None) -> str:
-    return "unknown" if value is None else f"${value:,.2f}"
-
-
-def _percent(value: Decimal | None) -> str:
-    return "-" if value is None else f"{value:.2f}%"
+def _chart_label(label: str) -> str:
+    """A tenant's label on a chart: visible characters only, at most 28 of them."""
+    shown = labels.visible(label)
+    return shown if len(shown) <= 28 else shown[:27] + "…"
 
 
 def _change(current, previous, points: bool = False) -> str:
@@ -341,153 +350,79 @@ def _change(current, previous, points: bool = False) -> str:
     return f"{Decimal(100) * (current - previous) / previous:+.1f}%"
 
 
-def render_html(data: ReportData, image_src: Callable[[str], str]) -> str:
-    """The report as one HTML page; `image_src(name)` is each chart's src (data URI or cid:)."""
+def _figures(data: ReportData) -> list[dict]:
+    """The summary table: each figure this period, the period before, and the change."""
     t, p = data.totals, data.previous
-    figures = [
+    had_traffic = bool(p.requests)
+    rows = [
         (
             "requests",
             "Requests",
-            f"{t.requests:,}",
             t.requests,
-            f"{p.requests:,}",
             p.requests,
-            _change(t.requests, p.requests if p.requests else None),
+            f"{t.requests:,}",
+            f"{p.requests:,}",
+            _change(t.requests, p.requests if had_traffic else None),
         ),
         (
             "hit_rate",
             "Cache hit rate",
-            _percent(t.hit_rate),
             t.hit_rate,
-            _percent(p.hit_rate),
             p.hit_rate,
+            percent(t.hit_rate),
+            percent(p.hit_rate),
             _change(t.hit_rate, p.hit_rate, points=True),
         ),
-        ("cost", "Cost", money(t.cost), t.cost, money(p.cost), p.cost, _change(t.cost, p.cost if p.requests else None)),
+        (
+            "cost",
+            "Cost",
+            t.cost,
+            p.cost,
+            money(t.cost),
+            money(p.cost),
+            _change(t.cost, p.cost if had_traffic else None),
+        ),
         (
             "potential",
             "Without the cache",
-            money(t.potential),
             t.potential,
-            money(p.potential),
             p.potential,
-            _change(t.potential, p.potential if p.requests else None),
+            money(t.potential),
+            money(p.potential),
+            _change(t.potential, p.potential if had_traffic else None),
         ),
         (
             "savings",
             "Saved by the cache",
-            money(t.savings),
             t.savings,
-            money(p.savings),
             p.savings,
-            _change(t.savings, p.savings if p.requests else None),
+            money(t.savings),
+            money(p.savings),
+            _change(t.savings, p.savings if had_traffic else None),
         ),
     ]
-    summary_rows = "".join(
-        f'<tr data-figure="{key}"><th>{label}</th>'
-        f'<td class="this" data-value="{"" if value is None else value}">{shown}</td>'
-        f'<td class="previous" data-value="{"" if pvalue is None else pvalue}">{pshown}</td>'
-        f'<td class="change">{escape(change)}</td></tr>'
-        for key, label, shown, value, pshown, pvalue, change in figures
-    )
-    day_rows = "".join(
-        f'<tr data-date="{d["date"]}"><td>{d["date"]:%a %Y-%m-%d}</td>'
-        f'<td data-column="total_requests" data-value="{d["total_requests"]}">{d["total_requests"]:,}</td>'
-        f'<td data-column="cache_hit_rate" data-value="{_value(d["cache_hit_rate"])}">'
-        f"{_percent(d['cache_hit_rate'])}</td>"
-        f'<td data-column="total_cost_usd" data-value="{_value(d["total_cost_usd"])}">{money(d["total_cost_usd"])}</td>'
-        f'<td data-column="total_potential_cost_usd" data-value="{_value(d["total_potential_cost_usd"])}">'
-        f"{money(d['total_potential_cost_usd'])}</td>"
-        f'<td data-column="total_savings_usd" data-value="{_value(d["total_savings_usd"])}">'
-        f"{money(d['total_savings_usd'])}</td>"
-        f'<td data-column="latency_p50_ms" data-value="{_value(d["latency_p50_ms"])}">{_ms(d["latency_p50_ms"])}</td>'
-        f'<td data-column="latency_p95_ms" data-value="{_value(d["latency_p95_ms"])}">{_ms(d["latency_p95_ms"])}</td>'
-        "</tr>"
-        for d in data.days
-    )
-    model_rows = (
-        "".join(
-            f'<tr data-model="{escape(m["provider"] + "/" + m["model"])}">'
-            f"<td>{escape(m['provider'] + '/' + m['model'])}</td>"
-            f'<td data-column="requests" data-value="{m["requests"]}">{m["requests"]:,}</td>'
-            f'<td data-column="cost" data-value="{m["cost"]}">{money(m["cost"])}</td>'
-            f'<td data-column="savings" data-value="{m["savings"]}">{money(m["savings"])}</td></tr>'
-            for m in data.models
-        )
-        or '<tr><td colspan="4">no requests</td></tr>'
-    )
-    alert_items = (
-        "".join(
-            f'<li data-alert-id="{a["id"]}">{a["fired_at"]:%Y-%m-%d %H:%M} UTC: {escape(a["message"])}'
-            f"{' (resolved)' if a['resolved_at'] else ''}</li>"
-            for a in data.alerts
-        )
-        or "<li>none</li>"
-    )
-    forecast = ""
-    if data.forecast:
-        f = data.forecast
-        forecast = (
-            f'<p id="forecast" data-value="{f["forecast"]}">'
-            f"This month ({f['month']:%Y-%m}): {money(f['month_to_date'])} "
-            f"so far up to {f['as_of_date']} (UTC), forecast <b>{money(f['forecast'])}</b> "
-            f"(80% interval {money(f['low'])} to {money(f['high'])}).</p>"
-        )
-    charts = "".join(
-        f'<figure><img src="{image_src(name)}" alt="{title}" width="{CHART_SIZE_PX[0]}" height="{CHART_SIZE_PX[1]}">'
-        f"<figcaption>{title}</figcaption></figure>"
-        for name, title in CHART_TITLES.items()
-    )
-    period = f"{data.period.first_day:%a %d %b %Y} to {data.period.last_day:%a %d %b %Y}"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Savings report {escape(data.period.label)}: project {data.project_id}</title>
-<style>
-body {{ font: 15px/1.45 -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2933; margin: 0 auto;
-       max-width: 840px; padding: 12px; }}
-h1 {{ font-size: 1.3em; margin-bottom: 0; }} .muted {{ color: #616e7c; font-size: 0.9em; }}
-table {{ border-collapse: collapse; width: 100%; margin: 8px 0 18px; font-size: 0.92em; }}
-th, td {{ padding: 4px 6px; border-bottom: 1px solid #e4e7eb; text-align: right; }}
-th:first-child, td:first-child {{ text-align: left; }}
-.scroll {{ overflow-x: auto; }} figure {{ margin: 14px 0; }}
-img {{ max-width: 100%; height: auto; display: block; }} figcaption {{ font-size: 0.85em; color: #616e7c; }}
-</style></head>
-<body>
-<h1>Savings report {escape(data.period.label)}</h1>
-<p class="muted">Project <span id="project">{data.project_id}</span> · {period} ·
-days in <span id="time-zone">{escape(data.time_zone)}</span> ·
-generated {data.generated_at:%Y-%m-%d %H:%M} UTC</p>
-<div class="scroll"><table id="summary">
-<tr><th></th><th>This period</th><th>Period before</th><th>Change</th></tr>
-{summary_rows}
-</table></div>
-{forecast}
-{charts}
-<h2>Days</h2>
-<div class="scroll"><table id="days">
-<tr><th>Day</th><th>Requests</th><th>Hit rate</th><th>Cost</th><th>Potential</th><th>Savings</th>
-<th>p50</th><th>p95</th></tr>
-{day_rows}
-</table></div>
-<h2>Models</h2>
-<p class="muted">By UTC day (usage_by_model_daily) for the same dates.</p>
-<div class="scroll"><table id="models">
-<tr><th>Model</th><th>Requests</th><th>Cost</th><th>Savings</th></tr>
-{model_rows}
-</table></div>
-<h2>Alerts</h2>
-<ul id="alerts">{alert_items}</ul>
-</body></html>
-"""
+    names = ("key", "label", "value", "previous_value", "shown", "previous_shown", "change")
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
-def _value(value) -> str:
-    return "" if value is None else str(value)
-
-
-def _ms(value) -> str:
-    return "-" if value is None else f"{value:,.0f} ms"
+def render_html(data: ReportData, image_src: Callable[[str], str]) -> str:
+    """The report as one HTML page (autoescaped template); `image_src(name)` is each chart's src."""
+    return templating.render(
+        "report.html.j2",
+        period=data.period,
+        period_text=f"{data.period.first_day:%a %d %b %Y} to {data.period.last_day:%a %d %b %Y}",
+        project_id=data.project_id,
+        time_zone=data.time_zone,
+        generated_at=data.generated_at,
+        figures=_figures(data),
+        forecast=data.forecast,
+        charts=list(CHART_TITLES.items()),
+        chart_size=CHART_SIZE_PX,
+        image_src=image_src,
+        days=data.days,
+        models=data.models,
+        alerts=data.alerts,
+    )
 
 
 def plain_text(data: ReportData) -> str:
@@ -497,7 +432,7 @@ def plain_text(data: ReportData) -> str:
         f"{data.period.first_day} to {data.period.last_day} ({data.time_zone})",
         "",
         f"Requests          {t.requests:,} ({_change(t.requests, p.requests or None)})",
-        f"Cache hit rate    {_percent(t.hit_rate)} ({_change(t.hit_rate, p.hit_rate, points=True)})",
+        f"Cache hit rate    {percent(t.hit_rate)} ({_change(t.hit_rate, p.hit_rate, points=True)})",
         f"Cost              {money(t.cost)} ({_change(t.cost, p.cost if p.requests else None)})",
         f"Without the cache {money(t.potential)}",
         f"Saved             {money(t.savings)} ({_change(t.savings, p.savings if p.requests else None)})",
@@ -521,7 +456,9 @@ def write(data: ReportData, out_dir: Path) -> Path:
 
 
 def email(data: ReportData, recipients: list[str], charts: dict[str, bytes] | None = None) -> EmailMessage:
-    """A multipart email: plain text, and HTML whose charts are inline images (cid:), not data URIs."""
+    """A multipart email: plain text, and HTML whose charts are inline images (cid:), not data URIs.
+    Every recipient must be a plain address (UserError otherwise): none can add a header."""
+    recipients = list(parse_addresses(",".join(recipients), "the report's recipients"))
     charts = charts or render_charts(data)
     ids = {name: make_msgid(domain="watchllm") for name in charts}
     message = EmailMessage()
@@ -541,3 +478,105 @@ def email(data: ReportData, recipients: list[str], charts: dict[str, bytes] | No
 
 def default_out_dir(project_id: uuid.UUID, period: Period) -> Path:
     return settings.reports_dir() / str(project_id) / period.label.replace(" ", "-")
+
+
+# -- every project's weekly report ----------------------------------------------------------------
+
+ACTIVE_PROJECTS_SQL = """
+select daily.project_id, sum(daily.total_requests) as requests
+from {daily} as daily
+where daily.date between %s and %s
+group by daily.project_id
+order by requests desc, daily.project_id
+"""
+
+
+@dataclass
+class WeeklyOutcome:
+    """What a run of every project's report did; `failures` name the project and what went wrong."""
+
+    period: Period
+    directory: Path
+    rendered: int = 0
+    sent: int = 0
+    already_sent: int = 0
+    failures: list[str] = field(default_factory=list)
+    preview: tuple[ReportData, Path] | None = None  # the busiest project's
+
+
+def _report_recipients(cur) -> dict[uuid.UUID, str]:
+    """project -> its report_email_to as written (checked when used, per project)."""
+    has_column = cur.execute(
+        "select 1 from information_schema.columns where table_schema = %s and table_name = 'project_settings'"
+        " and column_name = 'report_email_to'",
+        (settings.analytics_schema(),),
+    ).fetchone()
+    if not has_column:
+        return {}
+    rows = cur.execute(
+        sql.SQL("select project_id, report_email_to from {} where report_email_to is not null").format(
+            sql.Identifier(settings.analytics_schema(), "project_settings")
+        )
+    )
+    return dict(rows.fetchall())
+
+
+def weekly_reports(cur, period: Period, log: Callable[[str], None] = lambda line: None) -> WeeklyOutcome:
+    """Render every active project's report of `period` and email it where the project asks for it.
+
+    `cur` must be on an autocommit connection. Each project is rendered and sent on its own: a
+    failure is recorded in the outcome and the next project goes on. A sent report is recorded in
+    analytics.report_deliveries, so running it again (a retry) sends only what is missing."""
+    from orchestration.core import bookkeeping, delivery
+
+    outcome = WeeklyOutcome(period=period, directory=settings.reports_dir() / "weekly" / period.label)
+    smtp = settings.smtp_url()
+    bookkeeping.ensure(cur, bookkeeping.REPORT_TABLES)
+    sent_table = bookkeeping.relation("report_deliveries")
+    daily = sql.Identifier(settings.analytics_schema(), "usage_aggregations_daily")
+    projects = [
+        project
+        for project, _ in cur.execute(
+            sql.SQL(ACTIVE_PROJECTS_SQL).format(daily=daily), (period.first_day, period.last_day)
+        ).fetchall()
+    ]
+    recipients = _report_recipients(cur)
+    already = {
+        project
+        for (project,) in cur.execute(
+            sql.SQL("select project_id from {} where period = %s").format(sent_table), (period.label,)
+        )
+    }
+    with delivery.Mailer(smtp) if smtp else contextlib.nullcontext() as mailer:
+        for project in projects:
+            try:
+                data = gather(cur, project, period, reporting_time_zone(cur, project))
+                path = write(data, outcome.directory / str(project))
+                outcome.rendered += 1
+                if outcome.preview is None:
+                    outcome.preview = (data, path)
+                if project not in recipients:
+                    continue
+                if project in already:
+                    outcome.already_sent += 1
+                    continue
+                to = parse_addresses(recipients[project], f"project_settings.report_email_to of {project}")
+                if not to:
+                    continue
+                if not smtp:
+                    raise UserError("WATCHLLM_SMTP_URL is not set")
+                mailer.send(email(data, list(to)))
+                cur.execute(
+                    sql.SQL(
+                        "insert into {} (project_id, period, recipients) values (%s, %s, %s) on conflict do nothing"
+                    ).format(sent_table),
+                    (project, period.label, ", ".join(to)),
+                )
+                outcome.sent += 1
+            except Exception as exc:  # noqa: BLE001 (one project's failure is its own)
+                reason = (
+                    str(exc) if isinstance(exc, UserError | delivery.DeliveryError) else f"{type(exc).__name__}: {exc}"
+                )
+                outcome.failures.append(f"{project}: {labels.visible(reason)}")
+                log(f"report of {project} not done: {labels.visible(reason)}")
+    return outcome

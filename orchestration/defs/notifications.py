@@ -1,15 +1,13 @@
 """What reaches people: the usage_alerts sensor and the weekly savings reports (docs/alerts-and-reports.md)."""
 
-
 import base64
 import datetime as dt
-import json
 
 from dagster import (
     AssetKey,
-    Config,
     DefaultScheduleStatus,
     DefaultSensorStatus,
+    Failure,
     MaterializeResult,
     MetadataValue,
     OpExecutionContext,
@@ -24,43 +22,54 @@ from dagster import (
     multi_asset_sensor,
     op,
 )
-from psycopg import sql
 
 from orchestration import settings
-from orchestration.core import alerts, database, delivery, reports
+from orchestration.core import alerts, database, labels, reports
+from orchestration.core.formatting import money
 
 ALERTED_AFTER = [AssetKey(["usage_aggregations_hourly"]), AssetKey(["usage_aggregations_daily"])]
 
 
-class AlertOutcome(Config):
-    outcome_json: str
-    """alerts.to_json of the check the sensor ran."""
+def _alerts_table(events: list[dict]) -> MetadataValue:
+    if not events:
+        return MetadataValue.md("none")
+    rows = "\n".join(
+        f"| #{e['id']} | {e['rule']} | {e['project_id']} | {labels.markdown(e['message'])} |" for e in events
+    )
+    return MetadataValue.md("| id | rule | project | message |\n|---|---|---|---|\n" + rows)
 
 
-@op(description="Records what a usage_alerts sensor tick fired, resolved and delivered, as run metadata.")
-def record_usage_alerts(context: OpExecutionContext, config: AlertOutcome) -> Output:
-    outcome = json.loads(config.outcome_json)
-    fired = outcome["fired"]
-    table = "\n".join(f"| #{e['id']} | {e['rule']} | {e['project_id']} | {e['message']} |" for e in fired)
-    resolved = "\n".join(f"- #{e['id']} {e['rule']} {e['project_id']} {e['subject']}" for e in outcome["resolved"])
+@op(description="`alerts check`: evaluate every project, fire, resolve and deliver; the outcome as run metadata.")
+def check_usage_alerts(context: OpExecutionContext) -> Output:
+    with database.connect(database.resolve(), autocommit=True) as conn:
+        result = alerts.check(conn, log=context.log.info)
+    failures = [
+        *(f"{project} could not be judged for {rule}: {error}" for project, rule, error in result.evaluation.failures),
+        *(f"{f['project_id']}: delivery of #{f['ids']} failed: {f['errors']}" for f in result.failed),
+    ]
+    resolved = "\n".join(
+        f"- #{e['id']} {e['rule']} {e['project_id']} {labels.markdown(e['subject'])}" for e in result.resolved
+    )
     return Output(
-        len(fired),
+        len(result.fired),
         metadata={
-            "fired": len(fired),
-            "resolved": len(outcome["resolved"]),
-            "delivered": len(outcome["delivered"]),
-            "undelivered": outcome["pending"],
-            "fired_alerts": MetadataValue.md("| id | rule | project | message |\n|---|---|---|---|\n" + table)
-            if fired
-            else MetadataValue.md("none"),
+            "fired": len(result.fired),
+            "resolved": len(result.resolved),
+            "delivered": len(result.delivered),
+            "undelivered": result.pending,
+            "messages_sent": result.messages_sent,
+            "smtp_sessions": result.smtp_sessions,
+            "fired_alerts": _alerts_table(result.fired),
             "resolved_alerts": MetadataValue.md(resolved or "none"),
+            # each project's failure is recorded here (and on its firings); the others were handled
+            "failures": MetadataValue.md("\n".join(f"- {labels.markdown(f)}" for f in failures) or "none"),
         },
     )
 
 
-@job(description="The record of one usage_alerts sensor tick that changed something (the tick did the work).")
+@job(description="One `alerts check` after new hourly or daily aggregates: evaluate, fire, resolve, deliver.")
 def usage_alerts_job() -> None:
-    record_usage_alerts()
+    check_usage_alerts()
 
 
 @multi_asset_sensor(
@@ -69,54 +78,19 @@ def usage_alerts_job() -> None:
     name="usage_alerts",
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.RUNNING,
-    description="After the hourly or daily aggregates materialize: `alerts check` (evaluate, fire, resolve, deliver).",
+    description="After the hourly or daily aggregates materialize: a usage_alerts_job run (`alerts check`).",
 )
 def usage_alerts(context):
+    """Only decides that a check is due: the check and its deliveries run in the run, not in the tick."""
     records = {key: record for key, record in context.latest_materialization_records_by_key().items() if record}
     if not records:
         return SkipReason("no new materialization of the hourly or daily aggregates")
-    with database.connect(database.resolve(), autocommit=True) as conn:
-        result = alerts.check(conn, log=context.log.info)
     context.advance_all_cursors()
     newest = max(record.storage_id for record in records.values())
-    if not (result.fired or result.resolved or result.delivered or result.failed):
-        return SkipReason(f"checked after event {newest}: nothing fired or resolved; {result.pending} undelivered")
-    return RunRequest(
-        run_key=f"usage_alerts_after_{newest}",
-        run_config={"ops": {"record_usage_alerts": {"config": {"outcome_json": alerts.to_json(result)}}}},
-        tags={
-            "watchllm/fired": str(len(result.fired)),
-            "watchllm/resolved": str(len(result.resolved)),
-            "watchllm/delivered": str(len(result.delivered)),
-        },
-    )
+    return RunRequest(run_key=f"usage_alerts_after_{newest}")
 
 
 weekly_partitions = WeeklyPartitionsDefinition(start_date=settings.partitions_start(), day_offset=1, timezone="UTC")
-
-ACTIVE_PROJECTS_SQL = """
-select daily.project_id, sum(daily.total_requests) as requests
-from {daily} as daily
-where daily.date between %s and %s
-group by daily.project_id
-order by requests desc, daily.project_id
-"""
-
-
-def _report_recipients(cur) -> dict:
-    exists = cur.execute(
-        "select 1 from information_schema.columns where table_schema = %s and table_name = 'project_settings'"
-        " and column_name = 'report_email_to'",
-        (settings.analytics_schema(),),
-    ).fetchone()
-    if not exists:
-        return {}
-    rows = cur.execute(
-        sql.SQL("select project_id, report_email_to from {} where report_email_to is not null").format(
-            sql.Identifier(settings.analytics_schema(), "project_settings")
-        )
-    )
-    return {project: [a.strip() for a in to.split(",") if a.strip()] for project, to in rows}
 
 
 @asset(
@@ -124,49 +98,36 @@ def _report_recipients(cur) -> dict:
     deps=[AssetKey(["usage_aggregations_daily"]), AssetKey(["usage_by_model_daily"])],
     group_name="reports",
     description="Every active project's weekly savings report (HTML and PNGs under WATCHLLM_REPORTS_DIR/weekly/), "
-    "emailed to the project's report_email_to when WATCHLLM_SMTP_URL is set.",
+    "emailed to the project's report_email_to when WATCHLLM_SMTP_URL is set. Each project on its own; a retry "
+    "sends only the reports not yet sent (analytics.report_deliveries).",
 )
 def weekly_savings_reports(context) -> MaterializeResult:
     monday = context.partition_time_window.start.astimezone(dt.UTC).date()
-    period = reports.week_period(monday)
-    smtp = settings.smtp_url()
-    rendered, sent, failures, preview = 0, 0, [], None
     with database.cursor(database.resolve()) as cur:
-        daily = sql.Identifier(settings.analytics_schema(), "usage_aggregations_daily")
-        projects = cur.execute(sql.SQL(ACTIVE_PROJECTS_SQL).format(daily=daily), (monday, period.last_day)).fetchall()
-        recipients = _report_recipients(cur)
-        for project, _ in projects:
-            data = reports.gather(cur, project, period, reports.reporting_time_zone(cur, project))
-            path = reports.write(data, settings.reports_dir() / "weekly" / period.label / str(project))
-            rendered += 1
-            if preview is None:
-                preview = (data, path)  # the busiest project
-            if recipients.get(project):
-                if not smtp:
-                    failures.append(f"{project}: WATCHLLM_SMTP_URL is not set")
-                    continue
-                try:
-                    delivery.send_email(smtp, reports.email(data, recipients[project]))
-                    sent += 1
-                except delivery.DeliveryError as exc:
-                    failures.append(f"{project}: {exc}")
-                    context.log.warning(f"report of {project} not sent: {exc}")
+        outcome = reports.weekly_reports(cur, reports.week_period(monday), log=context.log.warning)
     metadata = {
-        "week": period.label,
-        "projects_rendered": rendered,
-        "emails_sent": sent,
-        "send_failures": MetadataValue.md("\n".join(f"- {f}" for f in failures) or "none"),
-        "directory": MetadataValue.path(str(settings.reports_dir() / "weekly" / period.label)),
+        "week": outcome.period.label,
+        "projects_rendered": outcome.rendered,
+        "emails_sent": outcome.sent,
+        "emails_sent_before": outcome.already_sent,
+        "failures": MetadataValue.md("\n".join(f"- {labels.markdown(f)}" for f in outcome.failures) or "none"),
+        "directory": MetadataValue.path(str(outcome.directory)),
     }
-    if preview:
-        data, path = preview
+    if outcome.preview:
+        data, path = outcome.preview
         chart = base64.b64encode((path.parent / "cost_vs_potential.png").read_bytes()).decode()
         metadata["preview"] = MetadataValue.md(
-            f"**{data.project_id}** ({data.time_zone}): {data.totals.requests:,} requests, "
-            f"cost {reports.money(data.totals.cost)}, saved {reports.money(data.totals.savings)}\n\n"
+            f"**{data.project_id}** ({labels.markdown(data.time_zone)}): {data.totals.requests:,} requests, "
+            f"cost {money(data.totals.cost)}, saved {money(data.totals.savings)}\n\n"
             f"![cost against potential](data:image/png;base64,{chart})"
         )
         metadata["preview_report"] = MetadataValue.path(str(path))
+    if outcome.failures:
+        # every other project was rendered and sent; a retry of this run sends only what is missing
+        raise Failure(
+            description=f"{len(outcome.failures)} project(s) failed: " + "; ".join(outcome.failures[:3]),
+            metadata=metadata,
+        )
     return MaterializeResult(metadata=metadata)
 
 
