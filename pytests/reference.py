@@ -29,6 +29,7 @@ def within_sketch_bound(reported, exact) -> bool:
 
 
 WHITESPACE = " \t\n\r\f\v"
+MAX_LABEL_LENGTH = 256  # a longer provider or model (as logged) is quarantined
 MICRO = Decimal("0.000001")
 # Postgres numeric is exact; Python's default Decimal context keeps 28 significant digits, which
 # sums and ratios of extreme rows exceed. Every computation here runs with this many instead.
@@ -103,6 +104,9 @@ def rejection_reason(row: dict, now: dt.datetime) -> str | None:
         reasons.append("cost_usd is negative")
     if row["potential_cost_usd"] is not None and row["potential_cost_usd"] < 0:
         reasons.append("potential_cost_usd is negative")
+    for label in ("provider", "model"):
+        if len(row[label] or "") > MAX_LABEL_LENGTH:
+            reasons.append(f"{label} is longer than {MAX_LABEL_LENGTH} characters")
     return "; ".join(reasons) or None
 
 

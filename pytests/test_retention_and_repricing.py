@@ -11,7 +11,7 @@ from reference import compute, load_prices
 from test_faults import snapshot
 
 
-def test_retention_deletes_in_batches_and_aggregates_outlive_the_raw_rows(make_db):
+def test_retention_deletes_whole_days_and_aggregates_outlive_the_raw_rows(make_db):
     db = make_db("wl_test_retention")
     db.generate(rows=8000, days=8, projects=5, seed=31)
     db.build_models()
@@ -24,9 +24,7 @@ def test_retention_deletes_in_batches_and_aggregates_outlive_the_raw_rows(make_d
     assert "would delete" in dry.stdout
     assert db.query("select count(*) as n from public.usage_logs where created_at < %s", (raw_cutoff,))[0]["n"] > 0
 
-    done = db.cli(
-        "retention", "--raw-days", "3", "--hourly-days", "5", "--daily-days", "forever", "--batch-size", "300"
-    )
+    done = db.cli("retention", "--raw-days", "3", "--hourly-days", "5", "--daily-days", "forever")
     assert "public.usage_logs: deleted" in done.stdout
     assert db.query("select count(*) as n from public.usage_logs where created_at < %s", (raw_cutoff,))[0]["n"] == 0
     assert not db.query("select 1 from analytics.usage_aggregations_hourly where hour_start < %s", (hourly_cutoff,))

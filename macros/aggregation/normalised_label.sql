@@ -6,3 +6,10 @@
 {% macro normalised_label(value) -%}
     coalesce(nullif(lower({{ trim_whitespace(value) }}), ''), 'unknown')
 {%- endmacro %}
+
+{#
+    The longest label (characters, as logged) the aggregates keep (docs/contract.md, section 16):
+    a longer one is quarantined with its own reason. Labels become keys of unique indexes, and a
+    btree entry holds at most 2,704 bytes; 256 characters of 4-byte UTF-8 each fit twice over.
+#}
+{% macro max_label_length() -%}256{%- endmacro %}

@@ -36,12 +36,15 @@
     rebuilds from what its producer marked as replaced (macros/incremental/pending_rebuilds.sql),
     falling back to the lookback window when that is unknown. A model that is not incremental on
     this engine (a table rebuilt whole) reads everything.
+    With `retained` (the table retention trims that the model reads: 'usage_logs', or an aggregate
+    table's name), the window never starts before that table's retention watermark, rounded up to
+    a whole bucket (macros/incremental/retention_watermarks.sql).
     With `on_date=true`, `relation_time_column` is a UTC date column instead (of a daily table;
     grain 'day' or 'month', whose window bounds are midnights): it is compared with the bounds'
     UTC dates, so that an index on it serves the range (`midnight(date) >= bound` serves none, and
     a scheduled run would read the whole daily table).
 #}
-{% macro incremental_time_filter(relation_time_column, own_column, grain, from_pending=false, on_date=false) -%}
+{% macro incremental_time_filter(relation_time_column, own_column, grain, from_pending=false, on_date=false, retained=none) -%}
     {%- set unit = replace_grain(grain) -%}
     {%- if on_date and unit == 'hour' -%}
         {{ exceptions.raise_compiler_error("incremental_time_filter: on_date=true needs a window of whole days, not grain " ~ grain) }}
@@ -56,6 +59,10 @@
         {%- set lower = 'coalesce(' ~ pending_window_start(unit) ~ ', ' ~ window_start(own_column, grain, unit) ~ ')' -%}
     {%- elif is_incremental() -%}
         {%- set lower = window_start(own_column, grain, unit) -%}
+    {%- endif -%}
+    {%- if lower is not none and retained is not none -%}
+        {#- never a bucket that starts before the watermark of what the model reads: retention touched it -#}
+        {%- set lower = 'greatest(' ~ lower ~ ', ' ~ bucket_ceil(retained_from(retained), unit) ~ ')' -%}
     {%- endif -%}
     {%- if lower is none -%}
         true

@@ -32,6 +32,21 @@
             add column if not exists latency_p95_ratio numeric check (latency_p95_ratio >= 0);
         end if;
         end $settings$;
+        -- recipients are plain addresses, comma-separated: one that could add a mail header is refused
+        -- where it is set (NOT VALID: a value stored before is not judged here, but where it is used)
+        do $recipients$ begin
+        if (select count(*) from pg_constraint
+            where conrelid = '{{ adapter.quote(schema) }}.project_settings'::regclass
+              and conname in ('project_settings_alert_email_to_addresses', 'project_settings_report_email_to_addresses')) < 2 then
+        alter table {{ adapter.quote(schema) }}.project_settings
+            drop constraint if exists project_settings_alert_email_to_addresses,
+            drop constraint if exists project_settings_report_email_to_addresses,
+            add constraint project_settings_alert_email_to_addresses
+                check (alert_email_to ~ '{{ email_list_pattern() }}') not valid,
+            add constraint project_settings_report_email_to_addresses
+                check (report_email_to ~ '{{ email_list_pattern() }}') not valid;
+        end if;
+        end $recipients$;
         alter table {{ adapter.quote(schema) }}.project_settings enable row level security
     {%- else -%}
         select 1
@@ -42,4 +57,13 @@
 {% macro project_settings_relation() -%}
     {%- set schema = generate_schema_name(env_var('WATCHLLM_ANALYTICS_SCHEMA', 'analytics'), none) -%}
     {{ return(api.Relation.create(database=(target.database if target.database is defined else none), schema=schema, identifier='project_settings')) }}
+{%- endmacro %}
+
+{#
+    A comma-separated list of plain email addresses (blanks allowed), as a POSIX regex in a SQL string:
+    the rule orchestration/core/delivery.py applies where the addresses are used.
+#}
+{% macro email_list_pattern() -%}
+    {%- set address = "[A-Za-z0-9.!#$%&''*+/=?^_`{|}~-]+@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9-]+)*" -%}
+    ^[ \t]*({{ address }})?([ \t]*,[ \t]*({{ address }})?)*[ \t]*$
 {%- endmacro %}

@@ -20,6 +20,7 @@
             {{ test_window_start(logged) if not tests_read_all_history() else utc_literal('1900-01-01') }},
             {%- if raw_rows_too %}
             {{ utc_midnight(first_logged_day(logged) ~ ' + 1') }},
+            {{ retained_from('usage_logs') }},
             {%- endif %}
             {{ utc_midnight(utc_date('min(hourly.hour_start)') ~ ' + 1') }}
         ) as first_hour,

@@ -37,7 +37,7 @@
 with validated_requests as (
 
     select * from {{ ref('int_usage_logs_validated') }}
-    where {{ incremental_time_filter('created_at', 'hour_start', 'hour') }}
+    where {{ incremental_time_filter('created_at', 'hour_start', 'hour', retained='usage_logs') }}
 
 ),
 

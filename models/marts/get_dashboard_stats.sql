@@ -287,13 +287,13 @@ begin
             select 1 from {{ ref('int_usage_hourly_by_model') }} as hourly
             where hourly.project_id = p_project_id and hourly.hour_start = split.hour_start
         )
-        and not exists (
+        and (split.hour_start < {{ retained_from('usage_logs') }} or not exists (
             select 1 from {{ source('proxy', 'usage_logs') }} as logged
             where
                 logged.project_id = p_project_id
                 and logged.created_at >= split.hour_start
                 and logged.created_at < split.hour_start + {{ hours(1) }}
-        );
+        ));
     if v_missing_hour is not null then
         -- neither local day of that hour (before and after its midnight) can be split
         raise exception 'get_dashboard_stats: the local days of % before % need requests that retention deleted (a local midnight splits a UTC hour); ask for fewer days or use p_time_zone => ''UTC''',

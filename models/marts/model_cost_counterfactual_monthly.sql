@@ -46,7 +46,7 @@ with daily_usage as (
         cached_tokens_output,
         total_cost_usd
     from {{ ref('usage_aggregations_daily') }}
-    where {{ incremental_time_filter('date', 'month', 'month', from_pending=true, on_date=true) }}
+    where {{ incremental_time_filter('date', 'month', 'month', from_pending=true, on_date=true, retained='usage_aggregations_daily') }}
 
 ),
 
@@ -58,7 +58,7 @@ models_used as (
         provider,
         model
     from {{ ref('usage_by_model_daily') }}
-    where {{ incremental_time_filter('date', 'month', 'month', from_pending=true, on_date=true) }}
+    where {{ incremental_time_filter('date', 'month', 'month', from_pending=true, on_date=true, retained='usage_by_model_daily') }}
 
 ),
 
@@ -149,8 +149,12 @@ segment_usage as (
         sum(daily_usage.total_requests) as total_requests,
         sum(daily_usage.tokens_input) as tokens_input,
         sum(daily_usage.tokens_output) as tokens_output,
-        sum(daily_usage.tokens_input - daily_usage.cached_tokens_input) as uncached_tokens_input,
-        sum(daily_usage.tokens_output - daily_usage.cached_tokens_output) as uncached_tokens_output,
+        -- unknown (NULL) when a day's cached tokens are: a day aggregated by a release that did not
+        -- count them, whose raw rows are gone (docs/production.md, "Upgrading")
+        case when count(*) = count(daily_usage.cached_tokens_input)
+            then sum(daily_usage.tokens_input - daily_usage.cached_tokens_input) end as uncached_tokens_input,
+        case when count(*) = count(daily_usage.cached_tokens_output)
+            then sum(daily_usage.tokens_output - daily_usage.cached_tokens_output) end as uncached_tokens_output,
         sum(daily_usage.total_cost_usd) as total_cost_usd
     from daily_usage
     inner join segments
@@ -205,10 +209,10 @@ priced_months as (
         sum(case when is_priced then tokens_input else 0 end) as tokens_input,
         sum(case when is_priced then tokens_output else 0 end) as tokens_output,
         sum(case when is_priced then total_cost_usd end) as actual_cost_usd,
-        sum(
+        case when bool_and(not is_priced or (uncached_tokens_input is not null and uncached_tokens_output is not null)) then sum(
             {{ usd_for_tokens('uncached_tokens_input', 'input_usd_per_1m') }}
             + {{ usd_for_tokens('uncached_tokens_output', 'output_usd_per_1m') }}
-        ) as counterfactual_cost_usd,
+        ) end as counterfactual_cost_usd,
         sum(
             {{ usd_for_tokens('tokens_input', 'input_usd_per_1m') }}
             + {{ usd_for_tokens('tokens_output', 'output_usd_per_1m') }}

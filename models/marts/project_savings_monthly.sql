@@ -25,7 +25,7 @@
 with daily_usage as (
 
     select * from {{ ref('usage_aggregations_daily') }}
-    where {{ incremental_time_filter('date', 'month', 'month', from_pending=true, on_date=true) }}
+    where {{ incremental_time_filter('date', 'month', 'month', from_pending=true, on_date=true, retained='usage_aggregations_daily') }}
 
 ),
 

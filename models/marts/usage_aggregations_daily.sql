@@ -30,7 +30,7 @@
 with daily_by_model as (
 
     select * from {{ ref('usage_by_model_daily') }}
-    where {{ incremental_time_filter('date', 'date', 'day', from_pending=true, on_date=true) }}
+    where {{ incremental_time_filter('date', 'date', 'day', from_pending=true, on_date=true, retained='usage_by_model_daily') }}
 
 ),
 

@@ -26,7 +26,7 @@
 with hourly_by_model as (
 
     select * from {{ ref('int_usage_hourly_by_model') }}
-    where {{ incremental_time_filter('hour_start', 'hour_start', 'hour', from_pending=true) }}
+    where {{ incremental_time_filter('hour_start', 'hour_start', 'hour', from_pending=true, retained='int_usage_hourly_by_model') }}
 
 ),
 

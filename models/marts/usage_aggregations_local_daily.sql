@@ -53,7 +53,7 @@ rebuilt_hours as (
     -- the first and last hour this run rebuilds (a range, or what int_usage_hourly_by_model replaced)
     select min(hour_start) as first_hour, max(hour_start) as last_hour
     from {{ ref('int_usage_hourly_by_model') }}
-    where {{ incremental_time_filter('hour_start', 'date', 'day', from_pending=true) }}
+    where {{ incremental_time_filter('hour_start', 'date', 'day', from_pending=true, retained='int_usage_hourly_by_model') }}
 
 ),
 
@@ -123,8 +123,9 @@ candidate_split_parts as (
 
 days_missing_requests as (
 
-    -- a split hour with aggregates but not one request left: retention deleted them, the day
-    -- cannot be split (one index probe per split hour; `offset 0` keeps the probe on the index)
+    -- a split hour with aggregates but not one request left, or before the raw retention watermark:
+    -- retention deleted them, the day cannot be split (one index probe per split hour; `offset 0`
+    -- keeps the probe on the index)
     select distinct parts.project_id, parts.date
     from candidate_split_parts as parts
     cross join lateral (
@@ -138,7 +139,7 @@ days_missing_requests as (
         ) as first_request
     ) as probe
     where
-        probe.requests = 0
+        (probe.requests = 0 or parts.split_hour < {{ retained_from('usage_logs') }})
         and exists (
             select 1 from {{ ref('int_usage_hourly_by_model') }} as hourly
             where hourly.project_id = parts.project_id and hourly.hour_start = parts.split_hour

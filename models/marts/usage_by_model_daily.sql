@@ -30,7 +30,7 @@
 with hourly_by_model as (
 
     select * from {{ ref('int_usage_hourly_by_model') }}
-    where {{ incremental_time_filter('hour_start', 'date', 'day', from_pending=true) }}
+    where {{ incremental_time_filter('hour_start', 'date', 'day', from_pending=true, retained='int_usage_hourly_by_model') }}
 
 ),
 

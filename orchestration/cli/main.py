@@ -182,9 +182,11 @@ def cmd_spark(args: argparse.Namespace) -> int:
         if args.spark_command == "export-logs":
             days = transfer.export_logs(pg, start, end)
             exported = [d for d in days if d.action == "exported"]
+            touched = [d for d in days if d.action == "touched by retention"]
             print(
                 f"export-logs: {len(exported)} day(s) exported ({sum(d.rows for d in exported):,} rows), "
-                f"{len(days) - len(exported)} already in Spark"
+                f"{len(days) - len(exported) - len(touched)} already in Spark"
+                + (f", {len(touched)} touched by retention (Spark keeps its copy)" if touched else "")
             )
         else:
             copied = transfer.publish(pg, start, end)
@@ -261,6 +263,13 @@ def cmd_deep_check(args: argparse.Namespace) -> int:
     return run_dbt(database.resolve(), list(settings.DEEP_CHECK_DBT_ARGS)).returncode
 
 
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    from orchestration.core import upgrade
+
+    upgrade.upgrade(database.resolve())
+    return 0
+
+
 def cmd_retention(args: argparse.Namespace) -> int:
     policy = retention.Policy(
         raw_days=retention.parse_days(args.raw_days, "--raw-days"),
@@ -268,7 +277,7 @@ def cmd_retention(args: argparse.Namespace) -> int:
         daily_days=retention.parse_days(args.daily_days, "--daily-days"),
     )
     with database.connect(database.resolve(), autocommit=True) as conn:
-        deleted = retention.apply(conn, policy, batch_size=args.batch_size, dry_run=args.dry_run)
+        deleted = retention.apply(conn, policy, dry_run=args.dry_run, progress=print if args.verbose else None)
     verb = "would delete" if args.dry_run else "deleted"
     for table, count in deleted.items():
         print(f"{table}: {verb} {count:,} rows")
@@ -407,13 +416,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dc.set_defaults(func=cmd_deep_check)
 
+    up = sub.add_parser(
+        "upgrade", help="upgrade a database built by an earlier release: columns, constraints, recomputed buckets"
+    )
+    up.set_defaults(func=cmd_upgrade)
+
     rt = sub.add_parser("retention", help="delete raw logs and aggregates older than the retention policy")
     retention_defaults = settings.retention_defaults()
     rt.add_argument("--raw-days", default=retention_defaults["raw_days"])
     rt.add_argument("--hourly-days", default=retention_defaults["hourly_days"])
     rt.add_argument("--daily-days", default=retention_defaults["daily_days"])
-    rt.add_argument("--batch-size", type=int, default=10_000)
     rt.add_argument("--dry-run", action="store_true", help="only count what would go")
+    rt.add_argument("--verbose", action="store_true", help="print each day as it goes")
     rt.set_defaults(func=cmd_retention)
 
     pr = sub.add_parser("pricing", help="maintain the pricing seed")

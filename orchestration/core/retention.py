@@ -1,9 +1,12 @@
-"""Retention: delete old raw logs and aggregates in small batches, by whole UTC days.
+"""Retention: delete old raw logs and aggregates by whole UTC days, oldest first.
 
 Defaults follow the design guide: hourly aggregates 90 days, daily aggregates 365 days, raw logs
-kept (the proxy owns them; set a number to delete them too). The monthly savings table is kept.
-Aggregates never depend on raw rows still existing: builds and backfills skip buckets whose raw
-rows are gone (see README "Guarantees").
+kept (the proxy owns them; set a number to delete them too). The monthly tables are kept.
+
+Each day of each table goes in one transaction, which also moves that table's retention watermark
+(analytics.watchllm_retention_watermarks) past the day. So a run killed at any moment leaves every
+day whole or gone, and every producer knows which days retention touched: no build, rebuild,
+reconcile or heal ever replaces a bucket of such a day (macros/incremental/retention_watermarks.sql).
 """
 
 from __future__ import annotations
@@ -66,39 +69,102 @@ def cutoff(days: int, today: dt.date) -> dt.datetime:
     return dt.datetime.combine(today - dt.timedelta(days=days), dt.time(), tzinfo=dt.UTC)
 
 
-def apply(
-    conn, policy: Policy, batch_size: int = 10_000, dry_run: bool = False, today: dt.date | None = None, progress=None
-) -> dict[str, int]:
-    """Delete what the policy no longer keeps, `batch_size` rows per transaction; rows deleted per table."""
-    if batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+WATERMARKS_DDL = """
+create table if not exists {watermarks} (
+    table_name text primary key,
+    retained_from timestamptz not null,
+    updated_at timestamptz not null default now()
+);
+alter table {watermarks} enable row level security
+"""
+
+
+def watermarks_relation() -> sql.Identifier:
+    return sql.Identifier(settings.analytics_schema(), "watchllm_retention_watermarks")
+
+
+def ensure_watermarks(conn) -> None:
+    """The watermark table, as dbt's on-run-start creates it (create_retention_watermarks)."""
+    with conn.transaction():
+        conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(settings.analytics_schema())))
+        for statement in WATERMARKS_DDL.split(";"):
+            if statement.strip():
+                conn.execute(sql.SQL(statement).format(watermarks=watermarks_relation()))
+
+
+def watermark(conn, table: str) -> dt.datetime | None:
+    """The first instant of `table` retention has not touched (None: it never ran on that table)."""
+    exists = conn.execute(
+        "select to_regclass(%s) is not null",
+        (f'"{settings.analytics_schema()}".watchllm_retention_watermarks',),
+    ).fetchone()[0]
+    if not exists:
+        return None
+    row = conn.execute(
+        sql.SQL("select retained_from from {} where table_name = %s").format(watermarks_relation()), (table,)
+    ).fetchone()
+    return row[0] if row else None
+
+
+def raise_watermark(conn, table: str, instant: dt.datetime) -> None:
+    """Move `table`'s watermark to `instant` (never back): days before it count as touched by retention."""
+    conn.execute(
+        sql.SQL(
+            "insert into {} as kept (table_name, retained_from) values (%s, %s) on conflict (table_name) do update"
+            " set retained_from = greatest(excluded.retained_from, kept.retained_from), updated_at = now()"
+        ).format(watermarks_relation()),
+        (table, instant),
+    )
+
+
+def apply(conn, policy: Policy, dry_run: bool = False, today: dt.date | None = None, progress=None) -> dict[str, int]:
+    """Delete what the policy no longer keeps, a whole UTC day per transaction, oldest day first;
+    rows deleted per table. `conn` must be in autocommit mode."""
     today = today or dt.datetime.now(dt.UTC).date()
     deleted: dict[str, int] = {}
+    if not dry_run:
+        ensure_watermarks(conn)
     for schema, table, column, days in policy.targets():
         if days is FOREVER:
             continue
         relation = sql.Identifier(schema, table)
+        if conn.execute("select to_regclass(%s) is null", (f'"{schema}"."{table}"',)).fetchone()[0]:
+            continue  # not built on this database (yet)
         bound = cutoff(days, today)
         value = bound.date() if column == "date" else bound
+        column_id = sql.Identifier(column)
         if dry_run:
             count = conn.execute(
-                sql.SQL("select count(*) from {} where {} < %s").format(relation, sql.Identifier(column)), (value,)
+                sql.SQL("select count(*) from {} where {} < %s").format(relation, column_id), (value,)
             ).fetchone()[0]
             deleted[f"{schema}.{table}"] = count
             continue
         total = 0
         while True:
+            # the oldest day still there (an index lookup; days without rows are skipped)
+            oldest = conn.execute(
+                sql.SQL("select min({col}) from {rel} where {col} < %s").format(rel=relation, col=column_id), (value,)
+            ).fetchone()[0]
+            if oldest is None:
+                break
+            day = oldest if column == "date" else oldest.astimezone(dt.UTC).date()
+            day_start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+            day_end = day_start + dt.timedelta(days=1)
             with conn.transaction():
-                count = conn.execute(
-                    sql.SQL(
-                        "delete from {rel} where ctid = any(array(select ctid from {rel} where {col} < %s limit %s))"
-                    ).format(rel=relation, col=sql.Identifier(column)),
-                    (value, batch_size),
-                ).rowcount
+                raise_watermark(conn, table, day_end)
+                if column == "date":
+                    count = conn.execute(
+                        sql.SQL("delete from {} where {} = %s").format(relation, column_id), (day,)
+                    ).rowcount
+                else:
+                    count = conn.execute(
+                        sql.SQL("delete from {rel} where {col} >= %s and {col} < %s").format(
+                            rel=relation, col=column_id
+                        ),
+                        (day_start, day_end),
+                    ).rowcount
             total += count
             if progress:
-                progress(f"{schema}.{table}: {total:,} rows before {bound:%Y-%m-%d} deleted")
-            if count < batch_size:
-                break
+                progress(f"{schema}.{table}: {day} deleted ({count:,} rows; {total:,} before {bound:%Y-%m-%d} so far)")
         deleted[f"{schema}.{table}"] = total
     return deleted

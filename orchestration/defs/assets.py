@@ -93,7 +93,7 @@ def _build(context: AssetExecutionContext, dbt: DbtCliResource, extra_args: list
 
 def _stream(context: AssetExecutionContext, dbt: DbtCliResource, extra_args: list[str], window) -> Iterator:
     figures_by_model: dict[str, dict[str, Any]] = {}  # a range run emits one event per partition: count once
-    for event in dbt.cli(["build", *extra_args], context=context).stream():
+    for event in dbt.cli(["build", *extra_args, *settings.PRODUCTION_DBT_ARGS], context=context).stream():
         key = getattr(event, "asset_key", None)
         if key is None and getattr(event, "output_name", None):
             key = context.asset_key_for_output(event.output_name)

@@ -17,6 +17,7 @@ from decimal import Decimal
 from psycopg import sql
 
 from orchestration import settings
+from orchestration.core import retention
 from orchestration.core.errors import UserError
 from orchestration.spark.session import create_usage_logs
 
@@ -64,7 +65,7 @@ PARTITION_COLUMNS = {
 class DayExport:
     day: dt.date | None
     rows: int
-    action: str  # "exported" or "already there"
+    action: str  # "exported", "already there" or "touched by retention" (never overwritten with part of a day)
 
 
 def _check_money_fits(pg, logs, where, params) -> None:
@@ -188,6 +189,14 @@ def export_logs(pg, start: dt.date | None, end: dt.date | None, progress: Callab
                 ]
             )
             with pg.transaction():
+                # one snapshot for the watermark and the rows: retention deletes a day and moves the
+                # watermark in one transaction, so this sees the day whole, or gone and marked
+                pg.execute("set transaction isolation level repeatable read")
+                touched = retention.watermark(pg, "usage_logs")
+                if log_day is not None and touched is not None and log_day < touched.astimezone(dt.UTC).date():
+                    done.append(DayExport(log_day, count, "touched by retention"))
+                    progress(f"[{number}/{len(days)}] {log_day}: touched by retention, Spark keeps its copy")
+                    continue
                 _check_money_fits(pg, logs, where, day_params)
                 rows = _day_as_arrow(pg, logs, where, day_params, log_day)
             # In slices of EXPORT_SLICE_ROWS (a local relation travels in one task: a whole day of a
