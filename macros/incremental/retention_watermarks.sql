@@ -16,7 +16,7 @@
     {{ return(api.Relation.create(database=(target.database if target.database is defined else none), schema=schema, identifier='watchllm_retention_watermarks')) }}
 {%- endmacro %}
 
-{# on-run-start: the table (no tenant data; row level security on, no policy: owner only). orchestration/core/retention.py creates the same. #}
+{# on-run-start: the table (no tenant data: readable by every tenant role). orchestration/core/retention.py creates the same. #}
 {% macro create_retention_watermarks() -%}{{ return(adapter.dispatch('create_retention_watermarks', 'watchllm_analytics')()) }}{%- endmacro %}
 {% macro default__create_retention_watermarks() -%}select 1{%- endmacro %}
 {% macro postgres__create_retention_watermarks() -%}
@@ -28,7 +28,8 @@
             retained_from timestamptz not null,
             updated_at timestamptz not null default now()
         );
-        alter table {{ relation }} enable row level security
+        -- the dashboard function reads it with the caller's rights; it holds no tenant data
+        {{ secure_shared_table(relation) }}
     {%- else -%}
         select 1
     {%- endif -%}

@@ -59,19 +59,23 @@
     {{ revoke_from_anon('table') }}
 {%- endmacro %}
 
-{# Post-hook for a table every tenant may read in full (the price list): RLS on, read-all policy. #}
-{% macro secure_shared_table() -%}{{ return(adapter.dispatch('secure_shared_table', 'watchllm_analytics')()) }}{%- endmacro %}
-{% macro default__secure_shared_table() -%}select 1{%- endmacro %}
-{% macro postgres__secure_shared_table() -%}
+{#
+    Post-hook for a table every tenant may read in full (the price list; with `relation`, the
+    retention watermarks, which the dashboard reads): RLS on, read-all policy.
+#}
+{% macro secure_shared_table(relation=none) -%}{{ return(adapter.dispatch('secure_shared_table', 'watchllm_analytics')(relation)) }}{%- endmacro %}
+{% macro default__secure_shared_table(relation=none) -%}select 1{%- endmacro %}
+{% macro postgres__secure_shared_table(relation=none) -%}
+    {%- set relation = relation or this -%}
     {%- set roles = existing_tenant_roles() -%}
-    alter table {{ this }} enable row level security;
-    revoke all on {{ this }} from public;
-    drop policy if exists tenant_read_all on {{ this }};
+    alter table {{ relation }} enable row level security;
+    revoke all on {{ relation }} from public;
+    drop policy if exists tenant_read_all on {{ relation }};
     {%- if roles %}
-    create policy tenant_read_all on {{ this }} as permissive for select to {{ roles | join(', ') }} using (true);
-    grant select on {{ this }} to {{ roles | join(', ') }};
+    create policy tenant_read_all on {{ relation }} as permissive for select to {{ roles | join(', ') }} using (true);
+    grant select on {{ relation }} to {{ roles | join(', ') }};
     {%- endif %}
-    {{ revoke_from_anon('table') }}
+    {{ revoke_from_anon('table', relation=relation) }}
 {%- endmacro %}
 
 {#
@@ -106,12 +110,12 @@
     Supabase's default privileges grant every new object in `public` to anon: take them back.
     (A no-op where the role does not exist.)
 #}
-{% macro revoke_from_anon(kind, function=none) -%}
+{% macro revoke_from_anon(kind, function=none, relation=none) -%}
     {%- if execute and run_query("select 1 from pg_roles where rolname = 'anon'") | length > 0 -%}
         {%- if kind == 'function' -%}
     revoke all on function {{ function }} from anon;
         {%- else -%}
-    revoke all on {{ this }} from anon;
+    revoke all on {{ relation or this }} from anon;
         {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
