@@ -21,7 +21,11 @@ not what history costs" is measured directly:
    vacuum analyze of the built tables (autovacuum's work on them stays out of its timing);
 5. the guide's own design: aggregate_usage_hourly() per active project for one hour against one
    incremental build of that hour, and insert throughput with its per-row trigger;
-6. memory: peak resident memory of the runner and of dbt, and the Postgres settings used.
+6. memory: peak resident memory of the runner and of dbt, and the Postgres settings used;
+7. the forecast's backtest (below);
+8. alerts at scale: `alerts check` at --alert-projects projects (default 10,000), each with a new
+   unpriced model, delivered to a local webhook and SMTP server (one digest per project, one SMTP
+   session per check).
 
 Beside the targets, figures that explain the missed ones: per-model times of every build; a
 contract-grain floor (the same single pass at project, hour, provider and model with the models'
@@ -550,6 +554,59 @@ def forecast_backtest(server, args: argparse.Namespace) -> dict:
     return {f"forecast_mape_{k}": 100 * statistics.mean(v) for k, v in errors.items()}
 
 
+ALERT_TRAFFIC = """
+insert into public.usage_logs (id, project_id, created_at, provider, model, tokens_input, tokens_output,
+    cost_usd, potential_cost_usd, cached, latency_ms)
+select gen_random_uuid(), ('00000000-0000-0000-0000-' || lpad(to_hex(p), 12, '0'))::uuid,
+    %(today)s::timestamptz - d * interval '1 day' + interval '3 hours',
+    case when d = 1 then 'acme' else 'openai' end,
+    case when d = 1 then 'acme-model-' || (p %% 97) else 'gpt-4o-mini' end,
+    1000, 200, case when d = 1 then null else 0.00027 end, case when d = 1 then null else 0.00027 end,
+    false, 300 + p %% 200
+from generate_series(1, %(projects)s) as p, generate_series(1, 8) as d
+"""
+
+
+def alerts_at_scale(server, args: argparse.Namespace) -> dict:
+    """Scenario 8: `alerts check` (a whole process, as cron runs it) at --alert-projects projects, each
+    with a model seen yesterday that the price list does not know, delivered to a local webhook and a
+    local SMTP server: one digest per project, every email in one SMTP session."""
+    sys.path.insert(0, str(BENCH_DIR.parent / "pytests"))
+    from local_servers import Smtp, Webhook
+
+    run = Run(fresh_database(server, "wl_bench_alerts"))
+    run.cli("generate", "--rows", "0", "--allow-external")
+    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    with run.connect() as conn:
+        conn.execute(ALERT_TRAFFIC, {"today": today, "projects": args.alert_projects})
+        conn.execute("analyze public.usage_logs")
+    run.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test")
+    webhook, smtp = Webhook(), Smtp()
+    try:
+        env = {"WATCHLLM_ALERT_WEBHOOK_URL": webhook.url, "WATCHLLM_SMTP_URL": smtp.url,
+               "WATCHLLM_ALERT_EMAIL_TO": "ops@example.com"}
+        first = run.cli("alerts", "check", extra_env=env)
+        again = run.cli("alerts", "check", extra_env=env)
+        posts, emails = len(webhook.accepted), len(smtp.messages)
+    finally:
+        webhook.close()
+        smtp.close()
+    with run.connect() as conn:
+        fired = conn.execute("select count(*) from analytics.alert_events").fetchone()[0]
+        undelivered = conn.execute("select count(*) from analytics.alert_events where delivered_at is null").fetchone()[0]
+    drop_database(server, run.env["PGDATABASE"])
+    return {
+        "alert_projects": args.alert_projects,
+        "alerts_fired_at_scale": fired,
+        "alerts_undelivered_at_scale": undelivered,
+        "alerts_check_at_scale_s": first,
+        "alerts_check_at_scale_again_s": again,
+        "alerts_webhook_posts_at_scale": posts,
+        "alerts_emails_at_scale": emails,
+        "alerts_messages_per_s_at_scale": (posts + emails) / first,
+    }
+
+
 def postgres_settings(server) -> dict:
     with psycopg.connect(**database._kwargs({**server.env, "PGDATABASE": "postgres"})) as conn:
         names = ("server_version", "shared_buffers", "work_mem", "maintenance_work_mem",
@@ -693,13 +750,15 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="scheduled hours per size")
     parser.add_argument("--trigger-rows", type=int, default=100_000, help="rows inserted with and without trigger")
     parser.add_argument("--backtest-projects", type=int, default=100, help="generated histories of each kind")
+    parser.add_argument("--alert-projects", type=int, default=10_000,
+                        help="projects of the alerts-at-scale scenario, each with a new unpriced model")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.{json,md,png} go")
     parser.add_argument("--one-size", action="store_true",
                         help="measure the long history only and report it as the short one too (a smoke run: "
                              "every figure is produced, the ratios between the two histories are 1)")
     args = parser.parse_args()
     if min(args.small, args.small_days, args.large, args.days, args.projects, args.calls, args.repeat,
-           args.trigger_rows, args.backtest_projects) < 1:
+           args.trigger_rows, args.backtest_projects, args.alert_projects) < 1:
         parser.error("every size must be at least 1")
 
     started = time.perf_counter()
@@ -709,8 +768,11 @@ def main() -> int:
     small = small or large
     log("forecast backtest")
     backtest = forecast_backtest(server, args)
+    log(f"alerts check at {args.alert_projects:,} projects")
+    at_scale = alerts_at_scale(server, args)
     summary = summarise(small, large, server)
     summary.update(backtest)
+    summary.update(at_scale)
     for kind in ("trending", "flat"):
         summary[f"forecast_mape_{kind}_vs_naive"] = (
             backtest[f"forecast_mape_{kind}"] / backtest[f"forecast_mape_{kind}_naive"]

@@ -19,22 +19,38 @@ def free_port() -> int:
 
 
 class Webhook:
-    """Records every POST. `answers` is a queue of behaviours for the next requests: an HTTP status,
-    or ("sleep", seconds) to answer late (a client timeout); when empty, it answers 200."""
+    """Records every request. `answers` is a queue of behaviours for the next requests: an HTTP status,
+    ("sleep", seconds) to answer late (a client timeout), or ("redirect", status, path) to send the
+    client elsewhere on this server; when empty, it answers 200. `methods` lists each request's
+    method and path."""
 
     def __init__(self) -> None:
         self.requests: list[dict] = []  # every POST received, whatever it was answered
         self.accepted: list[dict] = []  # the bodies answered 200
         self.answers: deque = deque()
+        self.methods: list[tuple[str, str]] = []
         self.lock = threading.Lock()
         webhook = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                with webhook.lock:
+                    webhook.methods.append(("GET", self.path))
+                self.send_response(200)
+                self.end_headers()
+
             def do_POST(self):  # noqa: N802 (http.server's name)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with webhook.lock:
+                    webhook.methods.append(("POST", self.path))
                     webhook.requests.append(body)
                     answer = webhook.answers.popleft() if webhook.answers else 200
+                if isinstance(answer, tuple) and answer[0] == "redirect":
+                    self.send_response(answer[1])
+                    self.send_header("Location", answer[2])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if isinstance(answer, tuple):
                     time.sleep(answer[1])
                     answer = 200

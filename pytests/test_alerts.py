@@ -335,3 +335,76 @@ def test_the_usage_alerts_sensor_requests_a_run_that_checks_and_records_what_it_
 
     # the cursor moved on: no new materialization, no new run
     assert isinstance(usage_alerts(context), dg.SkipReason)
+
+
+def test_a_webhook_redirect_is_never_turned_into_a_get(servers):
+    from orchestration.core import delivery
+
+    webhook, _ = servers
+    body = {"text": "hello", "n": 1}
+    webhook.answers.append(("redirect", 308, "/moved/here"))
+    delivery.post_json(webhook.url, body)  # a 307/308 is followed with the same POST
+    assert webhook.methods == [("POST", "/hooks/T0SECRET/B0SECRET/token"), ("POST", "/moved/here")]
+    assert webhook.accepted == [body]
+    for code in (301, 302, 303):
+        webhook.answers.append(("redirect", code, "/elsewhere"))
+        with pytest.raises(delivery.DeliveryError, match=f"answered HTTP {code} .*redirect a POST cannot follow"):
+            delivery.post_json(webhook.url, body)
+    assert not any(method == "GET" for method, _ in webhook.methods) and len(webhook.accepted) == 1
+
+
+def test_a_301_webhook_is_a_failed_delivery_retried_later(clean, servers):
+    db, (webhook, _) = clean, servers
+    webhook.answers.extend([("redirect", 301, "/moved")] * len(EXPECTED))
+    outcome = check(db, webhook)
+    assert outcome["delivered"] == [] and outcome["pending"] == len(EXPECTED)
+    assert all(
+        "HTTP 301" in e for e in {r["last_error"] for r in db.query("select last_error from analytics.alert_events")}
+    )
+    assert not any(method == "GET" for method, _ in webhook.methods)
+
+
+def test_smtp_credentials_go_only_over_tls_unless_the_url_says_insecure(db, servers):
+    _, smtp = servers
+    cleartext = f"smtp://user:secret@127.0.0.1:{smtp.port}"
+    result = db.cli(
+        "alerts",
+        "check",
+        "--dry-run",
+        "--as-of",
+        AS_OF,
+        check=False,
+        extra_env={"WATCHLLM_SMTP_URL": cleartext, "WATCHLLM_ALERT_EMAIL_TO": "ops@example.com"},
+    )
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "has a password but no TLS" in result.stderr and "secret" not in result.stderr
+    from orchestration.core import delivery
+
+    with pytest.raises(delivery.DeliveryError, match="has a password but no TLS"):
+        delivery.send_email(cleartext, delivery_message())
+    assert smtp.messages == []  # nothing was sent, the password never left
+    delivery.check_smtp_url(cleartext + "?insecure=true")  # said on purpose: allowed
+    delivery.check_smtp_url(f"smtp://user:secret@127.0.0.1:{smtp.port}?starttls=true")
+    delivery.check_smtp_url(f"smtps://user:secret@127.0.0.1:{smtp.port}")
+
+
+def delivery_message():
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["Subject"], message["From"], message["To"] = "t", "a@example.com", "b@example.com"
+    message.set_content("x")
+    return message
+
+
+def test_a_replay_with_as_of_records_and_sends_nothing_unless_asked_to(clean, servers):
+    db, (webhook, _) = clean, servers
+    replay = db.cli(
+        "alerts", "check", "--as-of", AS_OF, "--json", extra_env={"WATCHLLM_ALERT_WEBHOOK_URL": webhook.url}
+    )
+    assert len(json.loads(replay.stdout)["fired"]) == len(EXPECTED) and not webhook.requests
+    assert not db.query("select 1 from pg_tables where tablename = 'alert_events'")
+    recorded = check(db, webhook)  # --as-of with --record
+    assert len(recorded["delivered"]) == len(EXPECTED)
+    both = db.cli("alerts", "check", "--as-of", AS_OF, "--record", "--dry-run", check=False)
+    assert both.returncode == 2 and "either --dry-run or --record" in both.stderr

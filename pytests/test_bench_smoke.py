@@ -41,6 +41,10 @@ REQUIRED = (
     "forecast_mape_trending",
     "forecast_mape_trending_naive",
     "forecast_mape_flat_vs_naive",
+    # alerts at scale: every project's digest delivered by webhook and email
+    "alerts_check_at_scale_s",
+    "alerts_webhook_posts_at_scale",
+    "alerts_emails_at_scale",
 )
 
 
@@ -61,6 +65,8 @@ def test_the_benchmark_runs_end_to_end_and_writes_every_figure(server, tmp_path)
         "300",
         "--backtest-projects",
         "3",
+        "--alert-projects",
+        "40",
         "--out",
         str(tmp_path),
     ]
@@ -74,3 +80,5 @@ def test_the_benchmark_runs_end_to_end_and_writes_every_figure(server, tmp_path)
     assert figures["machine"]["cores"] >= 1 and figures["postgres_version"].startswith("18")
     assert (tmp_path / "latest.png").stat().st_size > 1000
     assert "| dashboard_p95_ms_10m |" in (tmp_path / "latest.md").read_text()
+    assert figures["alerts_fired_at_scale"] == figures["alerts_webhook_posts_at_scale"] == 40
+    assert figures["alerts_emails_at_scale"] == 40 and figures["alerts_undelivered_at_scale"] == 0

@@ -27,9 +27,15 @@ NAMES = [
     "",
     "   ",
     None,
-    "a" * 300,
+    "a" * 256,
+    "a" * 257,
+    "".join(chr(33 + (i * 7919) % 94) for i in range(3840)),  # 3,840 characters of noise
+    "<!channel> <https://evil.example|click here>",
+    "line1\nline2",
+    "x$\\q$",
+    "\x1b[31mred\x1b[0m \u202eevil",
 ]
-PROVIDERS = ["openai", "OpenAI ", "anthropic", "deepseek", "google", "robert'); --", "", None]
+PROVIDERS = ["openai", "OpenAI ", "anthropic", "deepseek", "google", "robert'); --", "", None, "p" * 300]
 
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)

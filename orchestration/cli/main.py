@@ -117,6 +117,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
                     f"observed {e['observed']} threshold {e['threshold']}: {state}, {sent}"
                 )
             return 0
+        # the delivery settings are checked before anything is judged: a bad one is a one-line error
+        settings.smtp_url(), settings.alert_email_to()
         as_of = _parse_utc(args.as_of, "--as-of") if args.as_of else None
         if args.record and not as_of:
             raise UserError("--record only goes with --as-of (a check without --as-of always records)")

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from orchestration import settings
+from orchestration.core import retention
 from orchestration.core.errors import UserError
 
 MAX_WINDOW_DAYS = 366
 
 # The closed past: from the day after the oldest day that still has raw rows (retention may have
-# cut it part-way) up to the first hour the next scheduled build still rebuilds (closed_until).
+# cut it part-way), and never before the raw retention watermark (days retention touched keep their
+# aggregates), up to the first hour the next scheduled build still rebuilds (closed_until).
 # open_day, the day of closed_until, is closed only up to that hour: its earlier hours are
 # compared through the hourly aggregates, whole days before it through the daily ones.
 WINDOW_SQL = """
@@ -31,7 +33,8 @@ with bounds as (
 select
     greatest(
         (closed_until at time zone 'UTC')::date - %(days)s,
-        (select (min(created_at) at time zone 'UTC')::date + 1 from {logs})
+        (select (min(created_at) at time zone 'UTC')::date + 1 from {logs}),
+        (%(retained_from)s::timestamptz at time zone 'UTC')::date
     ) as first_day,
     (closed_until at time zone 'UTC')::date as open_day,
     closed_until
@@ -127,7 +130,12 @@ def mismatched_days(cur, days: int | None = None, lookback_hours: int | None = N
             logs=sql.Identifier(settings.source_schema(), "usage_logs"),
             hourly=sql.Identifier(schema, "int_usage_hourly_by_model"),
         ),
-        {"days": days, "lookback": lookback_hours},
+        {
+            "days": days,
+            "lookback": lookback_hours,
+            "retained_from": retention.watermark(cur.connection, "usage_logs")
+            or dt.datetime(1900, 1, 1, tzinfo=dt.UTC),
+        },
     ).fetchone()
     first_day, open_day, closed_until = window
     if first_day is None or closed_until is None or first_day > open_day:
