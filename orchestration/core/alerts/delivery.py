@@ -41,15 +41,19 @@ def _names() -> dict[str, sql.Composable]:
     }
 
 
+def _has_project_recipients(cur) -> bool:
+    return (
+        cur.execute(
+            "select 1 from information_schema.columns where table_schema = %s and table_name = 'project_settings'"
+            " and column_name = 'alert_email_to'",
+            (settings.analytics_schema(),),
+        ).fetchone()
+        is not None
+    )
+
+
 def _project_recipients(cur, project_id) -> tuple[str, ...]:
     """The project's own `alert_email_to`; UserError when it is not a list of plain addresses."""
-    found = cur.execute(
-        "select 1 from information_schema.columns where table_schema = %s and table_name = 'project_settings'"
-        " and column_name = 'alert_email_to'",
-        (settings.analytics_schema(),),
-    ).fetchone()
-    if found is None:
-        return ()
     row = cur.execute(
         sql.SQL("select alert_email_to from {settings} where project_id = %s").format(**_names()), (project_id,)
     ).fetchone()
@@ -69,11 +73,12 @@ def deliver(conn, result, log: Callable[[str], None] = lambda line: None) -> Non
             ).format(**names)
         ).fetchall()
         columns = [c.name for c in cur.description]
+        has_recipients = _has_project_recipients(cur)
     candidates = messages_of([dict(zip(columns, row, strict=True)) for row in ready])
     mailer = transport.Mailer(smtp) if smtp else None
     with mailer or contextlib.nullcontext():
         for candidate in candidates:
-            _deliver_message(conn, candidate, webhook, mailer, operators, result, log)
+            _deliver_message(conn, candidate, webhook, mailer, operators, has_recipients, result, log)
     result.smtp_sessions = mailer.sessions if mailer else 0
     with conn.cursor() as cur:
         result.pending = cur.execute(
@@ -81,7 +86,7 @@ def deliver(conn, result, log: Callable[[str], None] = lambda line: None) -> Non
         ).fetchone()[0]
 
 
-def _deliver_message(conn, candidate: Message, webhook, mailer, operators, result, log) -> None:
+def _deliver_message(conn, candidate: Message, webhook, mailer, operators, has_recipients, result, log) -> None:
     names = _names()
     with conn.transaction(), conn.cursor() as cur:
         # skip locked: a firing another check is sending right now is theirs
@@ -102,7 +107,8 @@ def _deliver_message(conn, candidate: Message, webhook, mailer, operators, resul
         recipients: tuple[str, ...] = ()
         if mailer:
             try:
-                recipients = (*operators, *_project_recipients(cur, message.project_id))
+                own = _project_recipients(cur, message.project_id) if has_recipients else ()
+                recipients = (*operators, *own)
             except UserError as exc:
                 errors["email"] = str(exc)
         without_webhook = Message(tuple(e for e in message.events if e["webhook_delivered_at"] is None))
@@ -147,25 +153,28 @@ def _deliver_message(conn, candidate: Message, webhook, mailer, operators, resul
                     ),
                     (attempted[channel],),
                 )
-        for event in message.events:
-            attempts = event["delivery_attempts"] + 1
-            if errors:
-                wait = min(settings.alert_retry_base() * 2 ** (attempts - 1), MAX_BACKOFF)
-                cur.execute(
-                    sql.SQL(
-                        "update {events} set delivery_attempts = %s, last_error = %s, next_attempt_at = now() + %s"
-                        " where id = %s"
-                    ).format(**names),
-                    (attempts, "; ".join(f"{c}: {e}" for c, e in errors.items()), wait, event["id"]),
-                )
-            else:
-                cur.execute(
-                    sql.SQL(
-                        "update {events} set delivery_attempts = %s, last_error = null, next_attempt_at = null,"
-                        " delivered_at = now() where id = %s"
-                    ).format(**names),
-                    (attempts, event["id"]),
-                )
+        if errors:
+            # the n-th failure waits base * 2^(n-1), at most MAX_BACKOFF, before the next try
+            cur.execute(
+                sql.SQL(
+                    "update {events} set delivery_attempts = delivery_attempts + 1, last_error = %s,"
+                    " next_attempt_at = now() + least(%s * power(2, delivery_attempts), %s) where id = any(%s)"
+                ).format(**names),
+                (
+                    "; ".join(f"{c}: {e}" for c, e in errors.items()),
+                    settings.alert_retry_base(),
+                    MAX_BACKOFF,
+                    message.ids,
+                ),
+            )
+        else:
+            cur.execute(
+                sql.SQL(
+                    "update {events} set delivery_attempts = delivery_attempts + 1, last_error = null,"
+                    " next_attempt_at = null, delivered_at = now() where id = any(%s)"
+                ).format(**names),
+                (message.ids,),
+            )
         if errors:
             result.failed.append({"ids": message.ids, "project_id": message.project_id, "errors": errors})
             log(
