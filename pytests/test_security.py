@@ -9,6 +9,7 @@ the tests query as real roles.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 
 import psycopg
@@ -291,3 +292,18 @@ def test_catalog_lint_catches_each_kind_of_problem(db):
                 "drop function public.lint_bait(); drop table public.lint_bait_table;"
                 " drop view analytics.lint_bait_view"
             )
+
+
+def test_the_build_warns_when_usage_logs_has_row_level_security_off_and_api_roles_exist(db):
+    """The dashboard reads usage_logs with the caller's rights: without RLS there, every signed-in user
+    could read every project's requests through the API. A warn-level dbt test says so on every build."""
+    select = ("test", "--select", "warn_usage_logs_without_row_level_security")
+    assert "PASS" in db.dbt(*select).stdout  # RLS is on (SUPABASE_LIKE)
+    with db.connect() as conn:
+        conn.execute("alter table public.usage_logs disable row level security")
+    try:
+        warned = db.dbt(*select)
+        assert re.search(r"WARN 1 warn_usage_logs_without_row_level_security", warned.stdout), warned.stdout[-2000:]
+    finally:
+        with db.connect() as conn:
+            conn.execute("alter table public.usage_logs enable row level security")
