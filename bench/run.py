@@ -593,7 +593,8 @@ def alerts_at_scale(server, args: argparse.Namespace) -> dict:
         smtp.close()
     with run.connect() as conn:
         fired = conn.execute("select count(*) from analytics.alert_events").fetchone()[0]
-        undelivered = conn.execute("select count(*) from analytics.alert_events where delivered_at is null").fetchone()[0]
+        undelivered = conn.execute(
+            "select count(*) from analytics.alert_events where delivered_at is null").fetchone()[0]
     drop_database(server, run.env["PGDATABASE"])
     return {
         "alert_projects": args.alert_projects,
