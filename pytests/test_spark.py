@@ -46,8 +46,10 @@ OUTPUTS = {
 
 # Every Spark process here is a short local JVM on a few thousand rows: C1 only and the serial
 # collector nearly halve the CPU each start-up costs (38 s to 21 s of CPU measured), which on 2
-# cores shared with the Postgres tests is the suite's longest file.
-TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+# cores shared with the Postgres tests is the suite's longest file. With C1 alone the generated code
+# of a whole range rebuild in one JVM outgrew the default code cache ("CodeCache is full"): 512 MB
+# of reserved address space, filled only as far as it is used.
+TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=512m"
 
 
 def spark_env(spark_dir) -> dict:
