@@ -37,7 +37,8 @@ ui: demo
 	mkdir -p $(DAGSTER_HOME_DIR)
 	cp orchestration/defs/dagster.yaml $(DAGSTER_HOME_DIR)/dagster.yaml
 	@echo "Dagster UI: http://127.0.0.1:$(UI_PORT)  (Ctrl-C to stop)"
-	DAGSTER_HOME=$(DAGSTER_HOME_DIR) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev --host 127.0.0.1 --port $(UI_PORT)
+	DAGSTER_HOME=$(DAGSTER_HOME_DIR) VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH \
+		$(BIN)/dg dev --use-active-venv --host 127.0.0.1 --port $(UI_PORT)
 
 ## demo: generate realistic messy logs, run `dbt build`, print what a customer would see
 demo: setup

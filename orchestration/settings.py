@@ -111,11 +111,6 @@ def hit_rate_min_requests() -> int:
     return _env_int("WATCHLLM_HIT_RATE_MIN_REQUESTS", 100)
 
 
-def logs_stale_after() -> dt.timedelta:
-    """How long without a new usage_logs row before the freshness check warns."""
-    return dt.timedelta(minutes=_env_int("WATCHLLM_LOGS_STALE_AFTER_MINUTES", 60))
-
-
 def retention_defaults() -> dict[str, str]:
     """The retention policy as text ('forever' or a number of days), as `retention` parses it."""
     return {

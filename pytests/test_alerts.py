@@ -303,38 +303,38 @@ def test_dry_run_records_and_sends_nothing_and_two_checks_at_once_deliver_each_a
     assert len(smtp.messages) == len(EXPECTED)
 
 
-def test_the_usage_alerts_sensor_requests_a_run_that_checks_and_records_what_it_did(clean, servers, monkeypatch):
+def test_new_aggregates_request_one_alert_check_run_that_records_what_it_did(clean, servers, monkeypatch):
     import dagster as dg
 
-    from orchestration.defs.notifications import usage_alerts, usage_alerts_job
+    from orchestration.defs.notifications import alert_events, usage_alerts
 
     db, (webhook, _) = clean, servers
     for name, value in {**db.env, "WATCHLLM_ALERTS_AS_OF": AS_OF, "WATCHLLM_ALERT_WEBHOOK_URL": webhook.url}.items():
         monkeypatch.setenv(name, value)
     instance = dg.DagsterInstance.ephemeral()
-    context = dg.build_multi_asset_sensor_context(
-        monitored_assets=[dg.AssetKey(["usage_aggregations_hourly"]), dg.AssetKey(["usage_aggregations_daily"])],
-        instance=instance,
-        repository_def=dg.Definitions(sensors=[usage_alerts], jobs=[usage_alerts_job]).get_repository_def(),
+    defs = dg.Definitions(
+        assets=[alert_events, dg.AssetSpec("usage_aggregations_hourly"), dg.AssetSpec("usage_aggregations_daily")],
+        sensors=[usage_alerts],
     )
-    skipped = usage_alerts(context)
-    assert isinstance(skipped, dg.SkipReason) and not webhook.requests
+    assert defs.get_sensor_def("usage_alerts").default_status == dg.DefaultSensorStatus.RUNNING
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    assert first.total_requested == 0 and not webhook.requests
 
     instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="usage_aggregations_hourly"))
-    run_request = usage_alerts(context)
-    assert isinstance(run_request, dg.RunRequest), run_request
-    # the tick only asks for a run: nothing is evaluated, recorded or sent inside it
+    after_build = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    assert after_build.total_requested == 1  # the alert check, requested as a run of its own
+    # the evaluation only asks for a run: nothing is judged, recorded or sent by it
     assert not webhook.requests and not db.query("select 1 from pg_tables where tablename = 'alert_events'")
 
-    run = usage_alerts_job.execute_in_process(instance=instance)
-    assert len(webhook.accepted) == len(EXPECTED)
-    output = next(e for e in run.all_events if e.event_type_value == "STEP_OUTPUT")
-    metadata = output.event_specific_data.metadata
+    run = dg.materialize([alert_events], instance=instance)
+    assert run.success and len(webhook.accepted) == len(EXPECTED)
+    metadata = run.asset_materializations_for_node("alert_events")[0].metadata
     assert metadata["fired"].value == len(EXPECTED) and metadata["delivered"].value == len(EXPECTED)
     assert str(SPIKE) in metadata["fired_alerts"].value and metadata["failures"].value == "none"
 
-    # the cursor moved on: no new materialization, no new run
-    assert isinstance(usage_alerts(context), dg.SkipReason)
+    # nothing new upstream: no new run
+    again = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=after_build.cursor)
+    assert again.total_requested == 0
 
 
 def test_a_webhook_redirect_is_never_turned_into_a_get(servers):

@@ -1,17 +1,21 @@
 """Dagster assets: every dbt model and seed (three @dbt_assets, one per partitions definition) and usage_logs."""
 
 import datetime as dt
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetSpec,
+    AutomationCondition,
     BackfillPolicy,
     DataVersion,
+    FreshnessPolicy,
     ObserveResult,
     RetryRequested,
-    observable_source_asset,
+    multi_observable_source_asset,
 )
 from dagster_dbt import (
     DagsterDbtCliRuntimeError,
@@ -24,6 +28,7 @@ from psycopg import sql
 
 from orchestration import settings
 from orchestration.core import database
+from orchestration.core.errors import UserError
 from orchestration.defs.partitions import daily_partitions, hourly_partitions, rebuild_vars
 from orchestration.defs.resources import dbt_project, use_resolved_database
 
@@ -202,12 +207,36 @@ def _single_partition(context: AssetExecutionContext) -> bool:
     return context.partition_key_range.start == context.partition_key_range.end
 
 
-@observable_source_asset(
-    key=AssetKey(["proxy", "usage_logs"]),
-    group_name="proxy",
-    description="The proxy's usage_logs table; each observation records the newest created_at and last hour's rows.",
+def usage_logs_freshness() -> FreshnessPolicy:
+    """The source freshness dbt declares for usage_logs (models/staging/_staging__sources.yml), as
+    Dagster's policy: one threshold, read by `dbt source freshness` and by Dagster alike."""
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    source = manifest["sources"]["source.watchllm_analytics.proxy.usage_logs"]
+    freshness = source.get("freshness") or (source.get("config") or {}).get("freshness") or {}
+
+    def window(name: str) -> dt.timedelta | None:
+        after = freshness.get(name) or {}
+        return dt.timedelta(**{f"{after['period']}s": int(after["count"])}) if after.get("count") else None
+
+    warn, fail = window("warn_after"), window("error_after")
+    if fail is None:
+        raise UserError("the usage_logs source in dbt has no freshness error_after: declare it in its YAML")
+    return FreshnessPolicy.time_window(fail_window=fail, warn_window=warn)
+
+
+@multi_observable_source_asset(
+    specs=[
+        AssetSpec(
+            key=AssetKey(["proxy", "usage_logs"]),
+            group_name="proxy",
+            description="The proxy's usage_logs table; each observation records the newest created_at and last "
+            "hour's rows. Fresh while a row arrived within the source freshness dbt declares.",
+            freshness_policy=usage_logs_freshness(),
+            automation_condition=AutomationCondition.on_cron("*/15 * * * *"),
+        )
+    ],
 )
-def usage_logs() -> ObserveResult:
+def usage_logs() -> Iterator[ObserveResult]:
     conn = database.resolve()
     table = sql.Identifier(settings.source_schema(), "usage_logs")
     with database.cursor(conn) as cur:
@@ -221,7 +250,8 @@ def usage_logs() -> ObserveResult:
     if newest is not None:
         metadata["newest_created_at"] = newest.isoformat()
         metadata["dagster/last_updated_timestamp"] = newest.timestamp()
-    return ObserveResult(
+    yield ObserveResult(
+        asset_key=AssetKey(["proxy", "usage_logs"]),
         data_version=DataVersion(newest.isoformat() if newest else "empty"),
         metadata=metadata,
     )

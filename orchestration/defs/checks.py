@@ -1,8 +1,8 @@
-"""Asset checks beyond dbt's tests: daily vs raw reconciliation, the cache hit-rate drop alert, freshness."""
+"""Asset checks beyond dbt's tests: daily vs raw reconciliation, the cache hit-rate drop alert, the forecast."""
 
 from decimal import Decimal
 
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check, build_last_update_freshness_checks
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check
 from psycopg import sql
 
 from orchestration import settings
@@ -97,10 +97,3 @@ def forecast_month_to_date_matches_daily() -> AssetCheckResult:
         severity=AssetCheckSeverity.ERROR,
         metadata={"projects": projects, "projects_differing": differing, "example": example or "none"},
     )
-
-
-usage_logs_freshness_checks = build_last_update_freshness_checks(
-    assets=[AssetKey(["proxy", "usage_logs"])],
-    lower_bound_delta=settings.logs_stale_after(),
-    severity=AssetCheckSeverity.WARN,
-)

@@ -1,26 +1,22 @@
-"""What reaches people: the usage_alerts sensor and the weekly savings reports (docs/alerts-and-reports.md)."""
+"""What reaches people: the alert check after each build and the weekly savings reports (docs/alerts-and-reports.md)."""
 
 import base64
 import datetime as dt
 
 from dagster import (
     AssetKey,
+    AssetSelection,
+    AutomationCondition,
+    AutomationConditionSensorDefinition,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     Failure,
     MaterializeResult,
     MetadataValue,
-    OpExecutionContext,
-    Output,
-    RunRequest,
-    SkipReason,
     WeeklyPartitionsDefinition,
     asset,
     build_schedule_from_partitioned_job,
     define_asset_job,
-    job,
-    multi_asset_sensor,
-    op,
 )
 
 from orchestration import settings
@@ -28,6 +24,11 @@ from orchestration.core import alerts, database, labels, reports
 from orchestration.core.formatting import money
 
 ALERTED_AFTER = [AssetKey(["usage_aggregations_hourly"]), AssetKey(["usage_aggregations_daily"])]
+
+# After any new hourly or daily aggregates, once (a run already in flight is not joined by another).
+AFTER_NEW_AGGREGATES = (AutomationCondition.any_deps_updated() & ~AutomationCondition.in_progress()).with_label(
+    "after new hourly or daily aggregates"
+)
 
 
 def _alerts_table(events: list[dict]) -> MetadataValue:
@@ -39,8 +40,15 @@ def _alerts_table(events: list[dict]) -> MetadataValue:
     return MetadataValue.md("| id | rule | project | message |\n|---|---|---|---|\n" + rows)
 
 
-@op(description="`alerts check`: evaluate every project, fire, resolve and deliver; the outcome as run metadata.")
-def check_usage_alerts(context: OpExecutionContext) -> Output:
+@asset(
+    key=AssetKey(["alert_events"]),
+    deps=ALERTED_AFTER,
+    group_name="people",
+    automation_condition=AFTER_NEW_AGGREGATES,
+    description="`alerts check` (docs/alerts-and-reports.md): every project judged, fired, resolved and delivered on "
+    "its own; the firings in analytics.alert_events, each delivery attempt in analytics.alert_delivery_attempts.",
+)
+def alert_events(context) -> MaterializeResult:
     with database.connect(database.resolve(), autocommit=True) as conn:
         result = alerts.check(conn, log=context.log.info)
     failures = [
@@ -50,8 +58,7 @@ def check_usage_alerts(context: OpExecutionContext) -> Output:
     resolved = "\n".join(
         f"- #{e['id']} {e['rule']} {e['project_id']} {labels.markdown(e['subject'])}" for e in result.resolved
     )
-    return Output(
-        len(result.fired),
+    return MaterializeResult(
         metadata={
             "fired": len(result.fired),
             "resolved": len(result.resolved),
@@ -63,31 +70,20 @@ def check_usage_alerts(context: OpExecutionContext) -> Output:
             "resolved_alerts": MetadataValue.md(resolved or "none"),
             # each project's failure is recorded here (and on its firings); the others were handled
             "failures": MetadataValue.md("\n".join(f"- {labels.markdown(f)}" for f in failures) or "none"),
-        },
+        }
     )
 
 
-@job(description="One `alerts check` after new hourly or daily aggregates: evaluate, fire, resolve, deliver.")
-def usage_alerts_job() -> None:
-    check_usage_alerts()
+usage_alerts_job = define_asset_job("usage_alerts_job", selection=[alert_events])
 
-
-@multi_asset_sensor(
-    monitored_assets=ALERTED_AFTER,
-    job=usage_alerts_job,
-    name="usage_alerts",
-    minimum_interval_seconds=60,
+# The check runs in a run of its own, requested by declarative automation after each build.
+usage_alerts = AutomationConditionSensorDefinition(
+    "usage_alerts",
+    target=AssetSelection.assets(alert_events),
     default_status=DefaultSensorStatus.RUNNING,
-    description="After the hourly or daily aggregates materialize: a usage_alerts_job run (`alerts check`).",
+    minimum_interval_seconds=60,
+    description="After the hourly or daily aggregates materialize: an `alert_events` run (`alerts check`).",
 )
-def usage_alerts(context):
-    """Only decides that a check is due: the check and its deliveries run in the run, not in the tick."""
-    records = {key: record for key, record in context.latest_materialization_records_by_key().items() if record}
-    if not records:
-        return SkipReason("no new materialization of the hourly or daily aggregates")
-    context.advance_all_cursors()
-    newest = max(record.storage_id for record in records.values())
-    return RunRequest(run_key=f"usage_alerts_after_{newest}")
 
 
 weekly_partitions = WeeklyPartitionsDefinition(start_date=settings.partitions_start(), day_offset=1, timezone="UTC")

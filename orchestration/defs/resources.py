@@ -11,7 +11,7 @@ from orchestration.core import database
 from orchestration.core.dbt_runner import dbt_executable
 
 dbt_project = DbtProject(project_dir=settings.PROJECT_DIR, profiles_dir=settings.PROJECT_DIR)
-# `dagster dev` re-parses the project on start; `make setup` runs `dbt parse` for everything else,
+# `dg dev` re-parses the project on start; `make setup` runs `dbt parse` for everything else,
 # and a checkout that never ran it parses here (dbt parse needs no database and no network).
 dbt_project.prepare_if_dev()
 if not dbt_project.manifest_path.exists():
