@@ -93,12 +93,12 @@ bench-spark: setup-spark
 bench-docs: setup
 	$(BIN)/python bench/docs_figures.py
 
-## lint: ruff, and sqlfluff over the SQL dbt compiles (every macro expanded; layout is checked by eye)
+## lint: ruff, and sqlfluff over the SQL dbt compiles (every macro expanded, the functions' queries
+## included; layout is checked by eye)
 lint: setup
-	$(BIN)/ruff check orchestration pytests bench
+	$(BIN)/ruff check orchestration pytests bench scripts
 	$(CLI) dbt compile --quiet
-	$(BIN)/sqlfluff lint --processes 2 \
-		$$(find target/compiled/watchllm_analytics/models -name '*.sql' -not -path '*.yml/*' -not -name get_dashboard_stats.sql)
+	$(BIN)/python scripts/lint_sql.py target/compiled/watchllm_analytics/models
 
 ## pricing-seed: rebuild seeds/model_pricing.csv from the documented history and the LiteLLM snapshots
 ## in pricing/snapshots/ (oldest first; see pricing/snapshots/README.md)

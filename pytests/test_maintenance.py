@@ -96,7 +96,7 @@ def assert_days_whole_or_gone(db, original: dict[dt.date, int]) -> None:
     assert all(now.get(day) in (None, count) for day, count in original.items()), "a day was left partly deleted"
     gone = sorted(day for day in original if day not in now)
     assert gone == sorted(original)[: len(gone)], "retention deletes the oldest days first"
-    mark = db.query("select retained_from from analytics.watchllm_retention_watermarks where table_name = 'usage_logs'")
+    mark = db.query("select retained_from from analytics.watchllm_table_bounds where table_name = 'usage_logs'")
     if gone:
         assert mark[0]["retained_from"] == dt.datetime.combine(gone[-1] + dt.timedelta(days=1), dt.time(), UTC)
 

@@ -246,8 +246,8 @@ twice.write.insertInto("public.usage_logs")
     # its tests read only the window: the duplicated ids of the broken day were not seen
     results = json.loads((Path(env["DBT_TARGET_PATH"]) / "run_results.json").read_text())["results"]
     tested = {r["unique_id"].split(".")[2]: r["status"] for r in results if r["unique_id"].startswith("test.")}
-    assert tested["source_unique_proxy_usage_logs_id"] == "pass"
-    assert tested["unique_stg_proxy__usage_logs_request_id"] == "pass", sorted(tested)
+    assert tested["usage_logs_grain_is_unique"] == "pass"
+    assert tested["stg_proxy__usage_logs_grain_is_unique"] == "pass", sorted(tested)
     # the deep check reads all of history and finds them
     deep = published.cli(
         "dbt",
@@ -262,7 +262,7 @@ twice.write.insertInto("public.usage_logs")
         extra_env=env,
         timeout=1200,
     )
-    assert deep.returncode == 1 and "unique_stg_proxy__usage_logs_request_id" in deep.stdout, deep.stdout[-3000:]
+    assert deep.returncode == 1 and "stg_proxy__usage_logs_grain_is_unique" in deep.stdout, deep.stdout[-3000:]
     repaired = published.cli("spark", "export-logs", "--start", str(broken_day), "--end", "2026-11-20", extra_env=env)
     assert "export-logs: 1 day(s) exported" in repaired.stdout, repaired.stdout
     published.cli("spark", "publish", extra_env=env)

@@ -119,7 +119,9 @@ rolled_up as (
         bucket_sketches.latency_p99_ms,
         cast(totals.cached_tokens_input as bigint) as cached_tokens_input,
         cast(totals.cached_tokens_output as bigint) as cached_tokens_output,
-        bucket_sketches.latency_sketch
+        bucket_sketches.latency_sketch,
+        totals.latency_sum_ms,
+        cast(totals.latency_count as bigint) as latency_count
     from totals
     {%- if not maps_per_group %}
     inner join provider_maps

@@ -38,7 +38,7 @@
     this engine (a table rebuilt whole) reads everything.
     With `retained` (the table retention trims that the model reads: 'usage_logs', or an aggregate
     table's name), the window never starts before that table's retention watermark, rounded up to
-    a whole bucket (macros/incremental/retention_watermarks.sql).
+    a whole bucket (macros/incremental/table_bounds.sql).
     With `on_date=true`, `relation_time_column` is a UTC date column instead (of a daily table;
     grain 'day' or 'month', whose window bounds are midnights): it is compared with the bounds'
     UTC dates, so that an index on it serves the range (`midnight(date) >= bound` serves none, and

@@ -171,34 +171,23 @@
 {%- endmacro %}
 
 {#
-    SQL predicate: `time_column` (a timestamptz, or with grain='day' a UTC date) lies in this run's
-    test window. `true` for the deep check.
+    SQL predicate: `time_column` (a timestamptz; with grain 'day' or 'month' a UTC date, compared with
+    the window widened to whole days or months) lies in this run's test window. `true` for the deep
+    check. The project's generic tests (tests/generic/) and singular tests apply it.
 #}
 {% macro in_test_window(time_column, logged, grain='hour') -%}
     {%- if tests_read_all_history() -%}
         true
     {%- else -%}
         {%- set start = test_window_start(logged) -%}
-        {%- if grain == 'day' -%}{%- set start = utc_date(start) -%}{%- endif -%}
+        {%- set end = bucket_ceil(utc_literal(rebuild_bound('end')), 'hour') if is_range_rebuild() else none -%}
+        {%- if grain in ('day', 'month') -%}
+            {%- set start = utc_date(bucket_floor(start, grain)) -%}
+            {%- set end = utc_date(bucket_ceil(end, grain)) if end is not none else none -%}
+        {%- endif -%}
         {{ time_column }} >= {{ start }}
-        {%- if is_range_rebuild() %}
-        and {{ time_column }} < {{ utc_date(bucket_ceil(utc_literal(rebuild_bound('end')), 'hour')) if grain == 'day' else bucket_ceil(utc_literal(rebuild_bound('end')), 'hour') }}
+        {%- if end is not none %}
+        and {{ time_column }} < {{ end }}
         {%- endif -%}
-    {%- endif -%}
-{%- endmacro %}
-
-{#
-    dbt's `where` config for generic tests, with one placeholder: `__test_window__` becomes
-    in_test_window('created_at', the usage_logs source). Every per-row test of the project uses it.
-#}
-{% macro default__get_where_subquery(relation) -%}
-    {%- set where = config.get('where', '') -%}
-    {%- if where -%}
-        {%- if '__test_window__' in where -%}
-            {%- set where = where | replace('__test_window__', in_test_window('created_at', source('proxy', 'usage_logs'))) -%}
-        {%- endif -%}
-        {%- do return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') -%}
-    {%- else -%}
-        {%- do return(relation) -%}
     {%- endif -%}
 {%- endmacro %}

@@ -31,6 +31,7 @@
             "{{ set_build_work_mem() }}",
             "{{ record_batch_test_window('hour_start', 'hour') }}",
         ],
+        post_hook=["{{ record_newest_bucket('hour_start') }}"],
     )
 }}
 

@@ -4,9 +4,9 @@ Defaults follow the design guide: hourly aggregates 90 days, daily aggregates 36
 kept (the proxy owns them; set a number to delete them too). The monthly tables are kept.
 
 Each day of each table goes in one transaction, which also moves that table's retention watermark
-(analytics.watchllm_retention_watermarks) past the day. So a run killed at any moment leaves every
+(analytics.watchllm_table_bounds) past the day. So a run killed at any moment leaves every
 day whole or gone, and every producer knows which days retention touched: no build, rebuild,
-reconcile or heal ever replaces a bucket of such a day (macros/incremental/retention_watermarks.sql).
+reconcile or heal ever replaces a bucket of such a day (macros/incremental/table_bounds.sql).
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ def cutoff(days: int, today: dt.date) -> dt.datetime:
 WATERMARKS_DDL = """
 create table if not exists {watermarks} (
     table_name text primary key,
-    retained_from timestamptz not null,
+    retained_from timestamptz,
+    newest_bucket timestamptz,
     updated_at timestamptz not null default now()
 );
 alter table {watermarks} enable row level security
@@ -80,11 +81,11 @@ alter table {watermarks} enable row level security
 
 
 def watermarks_relation() -> sql.Identifier:
-    return sql.Identifier(settings.analytics_schema(), "watchllm_retention_watermarks")
+    return sql.Identifier(settings.analytics_schema(), "watchllm_table_bounds")
 
 
 def ensure_watermarks(conn) -> None:
-    """The watermark table, as dbt's on-run-start creates it (create_retention_watermarks)."""
+    """The table of bounds, as dbt's on-run-start creates it (create_table_bounds; it also grants it)."""
     with conn.transaction():
         conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(settings.analytics_schema())))
         for statement in WATERMARKS_DDL.split(";"):
@@ -96,7 +97,7 @@ def watermark(conn, table: str) -> dt.datetime | None:
     """The first instant of `table` retention has not touched (None: it never ran on that table)."""
     exists = conn.execute(
         "select to_regclass(%s) is not null",
-        (f'"{settings.analytics_schema()}".watchllm_retention_watermarks',),
+        (f'"{settings.analytics_schema()}".watchllm_table_bounds',),
     ).fetchone()[0]
     if not exists:
         return None

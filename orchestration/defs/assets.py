@@ -208,7 +208,7 @@ def _single_partition(context: AssetExecutionContext) -> bool:
 
 
 def usage_logs_freshness() -> FreshnessPolicy:
-    """The source freshness dbt declares for usage_logs (models/staging/_staging__sources.yml), as
+    """The source freshness dbt declares for usage_logs (models/staging/proxy/_proxy__sources.yml), as
     Dagster's policy: one threshold, read by `dbt source freshness` and by Dagster alike."""
     manifest = json.loads(dbt_project.manifest_path.read_text())
     source = manifest["sources"]["source.watchllm_analytics.proxy.usage_logs"]
