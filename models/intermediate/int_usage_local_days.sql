@@ -20,7 +20,7 @@
         materialized='sql_function',
         arguments="p_project_id uuid, p_time_zone text, p_first_day date, p_last_day date, p_open_from timestamptz",
         argument_types='uuid, text, date, date, timestamptz',
-        settings={'enable_indexscan': 'off', 'enable_sort': 'off', 'plan_cache_mode': 'auto'},
+        settings={'enable_indexscan': 'off', 'enable_sort': 'off', 'plan_cache_mode': 'force_generic_plan'},
         returns="""table (
             date date,
             total_requests bigint,
@@ -116,9 +116,22 @@ begin
 
     requests as (
 
+        -- the columns the groups below read (the names as logged: normalised once per group)
         select
             cast(ranged.created_at at time zone p_time_zone as date) as date,
-            ranged.*
+            ranged.usage_date,
+            ranged.logged_provider,
+            ranged.logged_model,
+            ranged.is_cached,
+            ranged.tokens_input,
+            ranged.tokens_output,
+            ranged.latency_ms,
+            ranged.latency_key,
+            ranged.recorded_cost_usd,
+            ranged.recorded_potential_cost_usd,
+            ranged.is_list_priced,
+            ranged.is_cached_list_priced,
+            ranged.is_recorded_priced
         from request_ranges
         cross join lateral (
             select * from {{ ref('int_usage_logs_classified') }} as classified

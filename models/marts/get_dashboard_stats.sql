@@ -10,7 +10,8 @@
       requests of split hours and of the open tail (from the newest built hour minus the lookback:
       what the next build still rebuilds), so a figure does not change when a build catches up.
 
-    Its bounds are lookups, never scans of another project's rows: the newest built hour comes
+    Its statements are planned once per session (plan_cache_mode force_generic_plan): planning the
+    main query costs more than running it. Its bounds are lookups, never scans of another project's rows: the newest built hour comes
     from watchllm_table_bounds, and a caller who may not see the project (row level security)
     finds none of its hours or requests and gets zero-filled days after a few index probes.
 #}
@@ -22,6 +23,7 @@
         arguments="p_project_id uuid, p_days integer, p_time_zone text default 'UTC'",
         argument_types='uuid, integer, text',
         replaces_argument_types=['uuid, integer'],
+        settings={'plan_cache_mode': 'force_generic_plan'},
         returns="""table (
             date date,
             total_requests bigint,
