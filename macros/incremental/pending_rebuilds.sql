@@ -97,14 +97,48 @@
     where producer = '{{ this.identifier }}' and pending_from is not null
 {%- endmacro %}
 
+{#
+    The producer whose marks this model (a consumer) takes, from the graph: of the model's own
+    parents, the one whose config has `marks_pending_rebuilds` (when several do, the one the others
+    feed, e.g. usage_aggregations_daily rather than usage_by_model_daily). So a consumer names no
+    producer, and a renamed model cannot leave a stale name behind. None at parse time.
+#}
+{% macro pending_producer() -%}
+    {%- if not execute -%}{{ return(none) }}{%- endif -%}
+    {%- set marking = [] -%}
+    {%- for parent_id in model.depends_on.nodes -%}
+        {%- set parent = graph.nodes.get(parent_id) -%}
+        {%- if parent is not none and parent.config.get('marks_pending_rebuilds') -%}
+            {%- do marking.append(parent) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set nearest = [] -%}
+    {%- for candidate in marking -%}
+        {%- set feeds_another = [] -%}
+        {%- for other in marking if other.unique_id != candidate.unique_id and candidate.unique_id in other.depends_on.nodes -%}
+            {%- do feeds_another.append(other) -%}
+        {%- endfor -%}
+        {%- if not feeds_another -%}{%- do nearest.append(candidate) -%}{%- endif -%}
+    {%- endfor -%}
+    {%- if nearest | length != 1 -%}
+        {{ exceptions.raise_compiler_error(model.name ~ " takes pending-rebuild marks but reads " ~ (nearest | length)
+            ~ " producers that set them (config marks_pending_rebuilds); it must read exactly one") }}
+    {%- endif -%}
+    {{ return(nearest[0]) }}
+{%- endmacro %}
+
 {# Consumer pre-hook: register (unknown = fall back to the lookback) and hold the row until commit. #}
-{% macro lock_pending_rebuild(producer) -%}{{ return(adapter.dispatch('lock_pending_rebuild', 'watchllm_analytics')(producer)) }}{%- endmacro %}
-{% macro default__lock_pending_rebuild(producer) -%}select 1{%- endmacro %}
-{% macro postgres__lock_pending_rebuild(producer) -%}
+{% macro lock_pending_rebuild() -%}{{ return(adapter.dispatch('lock_pending_rebuild', 'watchllm_analytics')()) }}{%- endmacro %}
+{% macro default__lock_pending_rebuild() -%}select 1{%- endmacro %}
+{% macro postgres__lock_pending_rebuild() -%}
+    {%- set producer = pending_producer() -%}
+    {%- if producer is none -%}{{ return('select 1') }}{%- endif -%}
     {%- set relation = pending_rebuilds_relation() -%}
     insert into {{ relation }} (consumer, producer, pending_from)
-    values ('{{ this.identifier }}', '{{ producer }}', null)
-    on conflict (consumer) do nothing;
+    values ('{{ this.identifier }}', '{{ producer.alias }}', null)
+    -- a consumer that now reads another producer starts over from its own lookback (unknown)
+    on conflict (consumer) do update set producer = excluded.producer, pending_from = null
+        where {{ relation }}.producer <> excluded.producer;
     select pending_from from {{ relation }} where consumer = '{{ this.identifier }}' for update
 {%- endmacro %}
 
@@ -123,12 +157,13 @@
 {%- endmacro %}
 
 {# Consumer post-hook: everything pending is rebuilt now (see the header for range rebuilds). #}
-{% macro clear_pending_rebuild(producer, producer_column, producer_grain) -%}
-    {{ return(adapter.dispatch('clear_pending_rebuild', 'watchllm_analytics')(producer, producer_column, producer_grain)) }}
-{%- endmacro %}
-{% macro default__clear_pending_rebuild(producer, producer_column, producer_grain) -%}select 1{%- endmacro %}
-{% macro postgres__clear_pending_rebuild(producer, producer_column, producer_grain) -%}
-    {%- set newest = 'max(' ~ producer_column ~ ')' -%}
+{% macro clear_pending_rebuild() -%}{{ return(adapter.dispatch('clear_pending_rebuild', 'watchllm_analytics')()) }}{%- endmacro %}
+{% macro default__clear_pending_rebuild() -%}select 1{%- endmacro %}
+{% macro postgres__clear_pending_rebuild() -%}
+    {%- set producer_node = pending_producer() -%}
+    {%- if producer_node is none -%}{{ return('select 1') }}{%- endif -%}
+    {%- set producer = ref(producer_node.name) -%}
+    {%- set newest = 'max(' ~ producer_node.config.get('bucket_column') ~ ')' -%}
     update {{ pending_rebuilds_relation() }}
     set pending_from = {{ nothing_pending() }}
     where
@@ -136,7 +171,7 @@
     {%- if is_range_rebuild() %}
         and pending_from >= {{ utc_literal(rebuild_bound('start')) }}
         and {{ utc_literal(rebuild_bound('end')) }} >= (
-            select {{ utc_midnight(newest ~ ' + 1') if producer_grain == 'day' else newest ~ ' + ' ~ hours(1) }}
+            select {{ utc_midnight(newest ~ ' + 1') if producer_node.config.get('marks_pending_rebuilds') == 'day' else newest ~ ' + ' ~ hours(1) }}
             from {{ producer }}
         )
     {%- endif %}

@@ -16,9 +16,9 @@
         pre_hook=[
             "{{ lock_aggregates() }}",
             "{{ set_build_work_mem() }}",
-            "{{ lock_pending_rebuild('usage_aggregations_daily') }}",
+            "{{ lock_pending_rebuild() }}",
         ],
-        post_hook=["{{ clear_pending_rebuild(ref('usage_aggregations_daily'), 'date', 'day') }}"],
+        post_hook=["{{ clear_pending_rebuild() }}"],
     )
 }}
 

@@ -21,9 +21,9 @@
         pre_hook=[
             "{{ lock_aggregates() }}",
             "{{ set_build_work_mem() }}",
-            "{{ lock_pending_rebuild('int_usage_hourly_by_model') }}",
+            "{{ lock_pending_rebuild() }}",
         ],
-        post_hook=["{{ clear_pending_rebuild(ref('int_usage_hourly_by_model'), 'hour_start', 'hour') }}"],
+        post_hook=["{{ clear_pending_rebuild() }}"],
     )
 }}
 
