@@ -71,6 +71,7 @@ def _names() -> dict[str, sql.Composable]:
         "by_model": sql.Identifier(schema, "usage_by_model_daily"),
         "forecast": sql.Identifier(schema, "project_cost_forecast"),
         "settings": sql.Identifier(schema, "project_settings"),
+        "percentiles": sql.Identifier(schema, "merged_latency_percentiles"),
     }
 
 
@@ -120,26 +121,18 @@ where judged_days.day_requests > 0
 order by judged_days.project_id
 """
 
+# the merged sketch of the 7 days before the judged day, by the models' own merge (a dbt function)
 BASELINE_P95_SQL = """
-with entries as (
-    select sketched.project_id, entry.key::integer as sketch_key, sum(entry.value::bigint) as requests
-    from {daily} as sketched
-    cross join lateral jsonb_each_text(sketched.latency_sketch) as entry
-    where sketched.date between %(day)s::date - 7 and %(day)s::date - 1
-      and sketched.project_id = any(%(projects)s)
-    group by sketched.project_id, entry.key::integer
-),
-ranked as (
-    select
-        project_id,
-        sketch_key,
-        sum(requests) over (partition by project_id order by sketch_key) as running,
-        sum(requests) over (partition by project_id) as known
-    from entries
-)
-select project_id, min(sketch_key) filter (where running >= ceil(0.95 * known)) as p95_key, max(known) as known
-from ranked
-group by project_id
+select sketched.project_id, merged.latency_p95_ms
+from (
+    select project_id, array_agg(latency_sketch) as sketches
+    from {daily}
+    where date between %(day)s::date - 7 and %(day)s::date - 1
+      and project_id = any(%(projects)s)
+      and latency_sketch is not null
+    group by project_id
+) as sketched
+cross join lateral {percentiles}(sketched.sketches) as merged
 """
 
 UNPRICED_SQL = """
@@ -161,20 +154,6 @@ from {settings} as budgets
 where budgets.monthly_budget_usd is not null
 order by budgets.project_id
 """
-
-# The latency sketch's constants (macros/aggregation/latency_sketch.sql): a key <= 100 is an exact
-# latency in ms, key 100 + j the log bucket j with g = 1.009 / 0.991.
-SKETCH_EXACT_BELOW_MS = 100
-SKETCH_GAMMA = 1.0181634712411705
-
-
-def sketch_value(key: int) -> Decimal:
-    """The latency (ms) a sketch key stands for, exactly as the models report it."""
-    if key <= SKETCH_EXACT_BELOW_MS:
-        return Decimal(key)
-    value = SKETCH_EXACT_BELOW_MS * 2 * SKETCH_GAMMA ** (key - SKETCH_EXACT_BELOW_MS) / (1 + SKETCH_GAMMA)
-    return Decimal(repr(value)).quantize(Decimal("0.01"))
-
 
 def evaluate(cur, as_of: dt.datetime | None = None) -> Evaluation:
     """Every rule's conditions as of `as_of` (default now), read from the built aggregates only."""
@@ -318,24 +297,18 @@ def _latency_rule(cur, names, rows, day, start, end, min_requests, result: Evalu
     if not candidates:
         return
     query = sql.SQL(BASELINE_P95_SQL).format(**names)
-    # the merged sketch of the 7 days before, as its nearest-rank p95 key (merging adds counts per key)
-    baselines = {
-        project: key
-        for project, key, _ in cur.execute(query, {"day": day, "projects": [r["project_id"] for r in candidates]})
-    }
+    baselines = dict(cur.execute(query, {"day": day, "projects": [r["project_id"] for r in candidates]}).fetchall())
     for row in candidates:
-        project = row["project_id"]
         result.judge(
-            project,
+            row["project_id"],
             "latency_p95_regression",
             lambda r=row: _latency_condition(r, baselines.get(r["project_id"]), min_increase, day, start, end, result),
         )
 
 
-def _latency_condition(row, key, min_increase, day, start, end, result: Evaluation) -> None:
-    if key is None:
+def _latency_condition(row, baseline, min_increase, day, start, end, result: Evaluation) -> None:
+    if baseline is None:
         return
-    baseline = sketch_value(key)
     threshold = max(baseline * row["latency_p95_ratio"], baseline + min_increase)
     if row["day_p95"] < threshold:
         return
