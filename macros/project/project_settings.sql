@@ -53,12 +53,6 @@
     {%- endif -%}
 {%- endmacro %}
 
-{# The project_settings table on-run-start creates (for the models that read a project's zone). #}
-{% macro project_settings_relation() -%}
-    {%- set schema = generate_schema_name(env_var('WATCHLLM_ANALYTICS_SCHEMA', 'analytics'), none) -%}
-    {{ return(api.Relation.create(database=(target.database if target.database is defined else none), schema=schema, identifier='project_settings')) }}
-{%- endmacro %}
-
 {#
     A comma-separated list of plain email addresses (blanks allowed), as a POSIX regex in a SQL string:
     the rule orchestration/core/delivery.py applies where the addresses are used.

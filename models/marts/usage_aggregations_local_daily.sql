@@ -41,7 +41,7 @@ with configured_projects as (
     -- a zone Postgres does not know (the proxy fills this table) is skipped, not an error that
     -- would stop every project's build; the dashboard adds up that project's days
     select project_id, time_zone
-    from {{ project_settings_relation() }}
+    from {{ ref('stg_settings__project_settings') }}
     where time_zone <> 'UTC' and time_zone in (select name from pg_timezone_names)
 
 ),
