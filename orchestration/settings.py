@@ -63,6 +63,27 @@ def api_schema() -> str:
     return _env("WATCHLLM_API_SCHEMA", "public")
 
 
+def spark_dir() -> Path:
+    """Where the local Spark keeps its warehouse and Derby metastore (relative paths: to the repo root)."""
+    path = Path(_env("WATCHLLM_SPARK_DIR", ".data/spark"))
+    return path if path.is_absolute() else PROJECT_DIR / path
+
+
+def spark_master() -> str:
+    """The master of the local Spark session the spark commands open."""
+    return _env("WATCHLLM_SPARK_MASTER", "local[2]")
+
+
+def spark_driver_memory() -> str:
+    """The local Spark driver's memory (it does all the work)."""
+    return _env("WATCHLLM_SPARK_DRIVER_MEMORY", "2g")
+
+
+def spark_method() -> str:
+    """How dbt's spark target connects: session (in-process), thrift or http."""
+    return _env("WATCHLLM_SPARK_METHOD", "session")
+
+
 def uses_external_database() -> bool:
     """True when any libpq variable is set: then that database is used, never the embedded one."""
     return any(os.environ.get(name) for name in LIBPQ_VARIABLES)

@@ -134,7 +134,7 @@ def test_the_sketch_costs_little_storage(built):
     assert per_row["bytes"] < 200, per_row  # a few keys per (project, hour, provider, model)
 
 
-# Two sketches of one bucket whose key 250 adds up to `total` requests, merged both ways Postgres does.
+# Two sketches of one bucket whose key 250 adds up to `total` requests, merged as every roll-up merges them.
 BIG_MERGE_SQL = """
 with parts as (
     select 1 as grp, cast('{{"250": {first}}}' as jsonb) as latency_sketch
@@ -142,23 +142,16 @@ with parts as (
     select 1 as grp, cast('{{"250": {second}, "300": 5}}' as jsonb) as latency_sketch
 ),
 grouped as (
-    select grp {{{{ sketch_list_column() }}}}
+    select grp, {{{{ sketch_list('latency_sketch') }}}} as latency_sketches
     from parts
     group by grp
-),
-{{{{ merge_latency_sketches('parts', ['grp'], 'one_sort') }}}}
-per_group as (
-    select grouped.grp, big_sketches.latency_p50_ms, big_sketches.latency_p99_ms
-    from grouped
-    {{{{ join_merged_sketches('big', 'grouped', ['grp']) }}}}
 )
 select
-    cast(per_group.latency_p50_ms as text) as p50,
-    cast(per_group.latency_p99_ms as text) as p99,
-    cast(one_sort_sketches.latency_p99_ms as text) as one_sort_p99,
+    cast(merged.latency_p50_ms as text) as p50,
+    cast(merged.latency_p99_ms as text) as p99,
     cast({{{{ sketch_key_value('250') }}}} as text) as key_250
-from per_group
-inner join one_sort_sketches on per_group.grp = one_sort_sketches.grp
+from grouped
+{{{{ merged_sketch_join('grouped.latency_sketches', 'merged') }}}}
 """
 
 
@@ -167,8 +160,8 @@ def test_a_merged_key_above_the_integer_range_fails_loudly_and_one_below_it_merg
     db, _, _ = built
     fits = db.cli("dbt", "show", "--inline", BIG_MERGE_SQL.format(first=1_000_000_000, second=1_000_000_000))
     values = [v.strip() for v in fits.stdout.strip().splitlines()[-1].strip("|").split("|")]
-    # 2,000,000,005 known latencies: p50 and p99 are both key 250, on either merge
-    assert len(values) == 4 and values[0] == values[1] == values[2] == values[3] != "", fits.stdout[-2000:]
+    # 2,000,000,005 known latencies: p50 and p99 are both key 250
+    assert len(values) == 3 and values[0] == values[1] == values[2] != "", fits.stdout[-2000:]
     too_big = db.cli("dbt", "show", "--inline", BIG_MERGE_SQL.format(first=2_000_000_000, second=200_000_000),
                      check=False)
     assert too_big.returncode != 0

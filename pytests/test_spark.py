@@ -373,12 +373,6 @@ keyed as (
     from latencies
     group by grp, {{ latency_sketch_key('latency_ms') }}
 ),
-sketched as (
-    select grp, {{ sketch_from_counts('sketch_key', 'sketch_count') }} as latency_sketch
-    from keyed
-    group by grp
-),
-{%- if aggregates_from_group_lists() %}
 row_key_counts as (
     select
         grp,
@@ -393,35 +387,37 @@ row_counted as (
 ),
 key_parts as (
     -- each group's counts split in two sketches (the outlier group's ten 5 ms land in both halves)
-    select grp, 0 as part, sketch_key, sketch_count - sketch_count / 2 as sketch_count from keyed
+    select grp, 0 as part, sketch_key, sketch_count - cast(floor(sketch_count / 2) as bigint) as sketch_count from keyed
     union all
-    select grp, 1 as part, sketch_key, sketch_count / 2 as sketch_count from keyed where sketch_count / 2 > 0
+    select grp, 1 as part, sketch_key, cast(floor(sketch_count / 2) as bigint) as sketch_count from keyed
+    where sketch_count >= 2
 ),
 part_sketches as (
-    select grp, part, {{ sketch_from_counts('sketch_key', 'sketch_count') }} as latency_sketch
+    select grp, part, {{ sketch_from_row_key_counts('sketch_key', 'sketch_count') }} as latency_sketch
     from key_parts
     group by grp, part
 ),
 grouped_lists as (
-    select grp {{ sketch_list_column() }}
+    select grp, {{ sketch_list('latency_sketch') }} as latency_sketches
     from part_sketches
     group by grp
 ),
 per_group as (
     select
         grouped_lists.grp,
-        pergroup_sketches.latency_sketch,
-        pergroup_sketches.latency_p50_ms,
-        pergroup_sketches.latency_p95_ms,
-        pergroup_sketches.latency_p99_ms
+        merged.latency_sketch,
+        merged.latency_p50_ms,
+        merged.latency_p95_ms,
+        merged.latency_p99_ms
     from grouped_lists
-    {{ join_merged_sketches('pergroup', 'grouped_lists', ['grp']) }}
+    {{ merged_sketch_join('grouped_lists.latency_sketches', 'merged') }}
 ),
-{%- endif %}
-{{ merge_latency_sketches('sketched', ['grp'], 'merged') }}
 key_counts as (
-    select grp, count(*) as sketch_keys, sum(sketch_count) as known_latencies
-    from merged_sketch_entries
+    select
+        grp,
+        count(sketch_key) as sketch_keys,
+        sum(case when sketch_key is not null then sketch_count end) as known_latencies
+    from keyed
     group by grp
 ),
 weekdays as (
@@ -430,36 +426,26 @@ weekdays as (
           union all select 5 union all select 6 union all select 7) as steps
 )
 select
-    sketches.grp,
-    cast(sketches.latency_p50_ms as {{ dbt.type_string() }}) as p50,
-    cast(sketches.latency_p95_ms as {{ dbt.type_string() }}) as p95,
-    cast(sketches.latency_p99_ms as {{ dbt.type_string() }}) as p99,
+    per_group.grp,
+    cast(per_group.latency_p50_ms as {{ dbt.type_string() }}) as p50,
+    cast(per_group.latency_p95_ms as {{ dbt.type_string() }}) as p95,
+    cast(per_group.latency_p99_ms as {{ dbt.type_string() }}) as p99,
     key_counts.sketch_keys,
     key_counts.known_latencies,
     (select distinct_weekdays from weekdays) as distinct_weekdays,
-    {%- if aggregates_from_group_lists() %}
-    (
-        select count(*) from row_counted full outer join sketched on row_counted.grp = sketched.grp
-        where row_counted.latency_sketch is distinct from sketched.latency_sketch
-    ) as row_counted_sketch_mismatches,
-    (
-        select count(*) from per_group left join merged_sketches on per_group.grp = merged_sketches.grp
-        where per_group.latency_sketch is distinct from merged_sketches.latency_sketch
-            or per_group.latency_p50_ms is distinct from merged_sketches.latency_p50_ms
-            or per_group.latency_p95_ms is distinct from merged_sketches.latency_p95_ms
-            or per_group.latency_p99_ms is distinct from merged_sketches.latency_p99_ms
-    ) as per_group_merge_mismatches,
-    (select count(*) from per_group) as per_group_rows,
+    {%- if target.type == 'spark' %}
+    to_json(per_group.latency_sketch) as merged_sketch,
+    to_json(row_counted.latency_sketch) as row_counted_sketch,
     {%- else %}
-    cast(null as bigint) as row_counted_sketch_mismatches,
-    cast(null as bigint) as per_group_merge_mismatches,
-    cast(null as bigint) as per_group_rows,
+    cast(per_group.latency_sketch as text) as merged_sketch,
+    cast(row_counted.latency_sketch as text) as row_counted_sketch,
     {%- endif %}
     cast({{ usd_for_tokens('cast(1000000001 as bigint)', "cast('0.000000000001' as " ~ money_type() ~ ")") }}
         as {{ dbt.type_string() }}) as tiny_cost
-from merged_sketches as sketches
-inner join key_counts on sketches.grp = key_counts.grp
-order by sketches.grp
+from per_group
+inner join key_counts on per_group.grp = key_counts.grp
+inner join row_counted on per_group.grp = row_counted.grp
+order by per_group.grp
 """
 )
 
@@ -493,21 +479,32 @@ def test_the_latency_sketch_and_map_macros_give_the_same_answers_on_both_engines
     postgres, _, env, *_ = built
     spark = _show_rows(postgres, SKETCH_SQL, env, "--target", "spark")
     pg = _show_rows(postgres, SKETCH_SQL, {})
-    assert [row["grp"] for row in pg] == ["outlier", "spread"]  # all-NULL latencies: no sketch
+    assert [row["grp"] for row in pg] == ["outlier", "spread", "unknown"]
     for spark_row, pg_row in zip(spark, pg, strict=True):
         assert spark_row["grp"] == pg_row["grp"]
+        group = pg_row["grp"]
+        known = [v for v in SKETCH_LATENCIES[group] if v is not None]
+        if not known:  # all-NULL latencies: no sketch and no percentiles, on both engines
+            for row in (spark_row, pg_row):
+                assert row["merged_sketch"] is None and row["row_counted_sketch"] is None, row
+                assert row["p50"] is None and row["p95"] is None and row["p99"] is None, row
+            continue
         for column in ("p50", "p95", "p99"):
-            assert Decimal(spark_row[column]) == Decimal(pg_row[column]), (pg_row["grp"], column)
+            assert Decimal(spark_row[column]) == Decimal(pg_row[column]), (group, column)
         assert spark_row["sketch_keys"] == pg_row["sketch_keys"]
-        assert spark_row["known_latencies"] == pg_row["known_latencies"] == len(SKETCH_LATENCIES[pg_row["grp"]])
-        ordered = sorted(SKETCH_LATENCIES[pg_row["grp"]])
+        assert spark_row["known_latencies"] == pg_row["known_latencies"] == len(known)
+        ordered = sorted(known)
         for column, p in (("p50", 50), ("p95", 95), ("p99", 99)):
             exact = ordered[max(1, -(-p * len(ordered) // 100)) - 1]
-            assert within_sketch_bound(Decimal(pg_row[column]), exact), (pg_row["grp"], column, pg_row[column], exact)
+            assert within_sketch_bound(Decimal(pg_row[column]), exact), (group, column, pg_row[column], exact)
         assert spark_row["distinct_weekdays"] == pg_row["distinct_weekdays"] == 7
-        # Postgres builds the pass's sketch from each row's key count in its group: the same map as keyed counts
-        assert pg_row["row_counted_sketch_mismatches"] == 0 and spark_row["row_counted_sketch_mismatches"] is None
-        # ... and the roll-ups merge each group's two half-sketches in its own row: the one-sort merge's answer
-        assert pg_row["per_group_merge_mismatches"] == 0 and spark_row["per_group_merge_mismatches"] is None
-        assert pg_row["per_group_rows"] == 3  # the all-NULL group too, with NULLs
+        # the pass's sketch (each request's key count in its group) and the merge of the two half
+        # sketches are the same map {key: requests}, on both engines
+        maps = [
+            {int(k): int(v) for k, v in json.loads(row[column]).items()}
+            for row in (spark_row, pg_row)
+            for column in ("merged_sketch", "row_counted_sketch")
+        ]
+        assert all(m == maps[0] for m in maps), (group, maps)
+        assert sum(maps[0].values()) == len(known) and len(maps[0]) == pg_row["sketch_keys"]
         assert Decimal(spark_row["tiny_cost"]) == Decimal(pg_row["tiny_cost"]) == Decimal("0.000000001000000001")

@@ -4,7 +4,7 @@
     first; int_usage_local_days returns nothing; merged_latency_percentiles merges two sketches.
     Their figures are compared with the independent reference in the pytest suite.
 #}
-{{ config(severity='error', enabled=(target.type == 'postgres')) }}
+{{ config(severity='error', enabled=(target.type == 'postgres'), meta={'dagster': {'ref': {'name': 'get_dashboard_stats'}}}) }}
 
 with dashboard as (
 

@@ -63,128 +63,6 @@
 {%- endmacro %}
 
 {#
-    CTEs `<prefix>_sketch_entries`, `<prefix>_sketch_ranks` and `<prefix>_sketches`: the sketches of
-    `rows` (a CTE with a `latency_sketch` column) merged per `group_columns`, with the merged map
-    (NULL with keep_sketch=false) and the nearest-rank p50, p95 and p99 (docs/contract.md,
-    section 8). With `sign_column`, each row's counts are multiplied by that column (+1 or -1) and
-    keys whose signed count is not positive are dropped: a sketch minus the sketch of a part of its
-    requests is the sketch of the rest, exactly. Ends with a comma.
-#}
-{% macro merge_latency_sketches(rows, group_columns, prefix, keep_sketch=true, sign_column=none) -%}
-{%- set groups = group_columns | join(', ') %}
-{%- set signed_count = 'sketch_count * ' ~ sign_column if sign_column else 'sketch_count' %}
-{{ prefix }}_sketch_entries as (
-
-    select
-        {{ groups }},
-        sketch_key,
-        sum({{ signed_count }}) as sketch_count
-    from (
-        {{ latency_sketch_entries(rows, group_columns + ([sign_column] if sign_column else [])) | indent(8) }}
-    ) as entries
-    group by {{ groups }}, sketch_key
-    {%- if sign_column %}
-    having sum({{ signed_count }}) > 0
-    {%- endif %}
-
-),
-
-{{ prefix }}_sketch_ranks as (
-
-    select
-        *,
-        sum({{ ranked_count('sketch_count') }}) over (
-            partition by {{ groups }} order by sketch_key rows between unbounded preceding and current row
-        ) as running_count,
-        sum({{ ranked_count('sketch_count') }}) over (partition by {{ groups }}) as known_latencies
-    from {{ prefix }}_sketch_entries
-
-),
-
-{{ prefix }}_sketches as (
-
-    select
-        {{ groups }},
-        {{ counts_to_map('sketch_key', 'sketch_count') if keep_sketch else 'null' }} as latency_sketch,
-        {%- for p in [50, 95, 99] %}
-        {{ sketch_key_value(percentile_key(p)) }}
-            as latency_p{{ p }}_ms{{ ',' if not loop.last }}
-        {%- endfor %}
-    from {{ prefix }}_sketch_ranks
-    group by {{ groups }}
-
-),
-{%- endmacro %}
-
-{# The (key, count) entries of every sketch in `rows`, with its `group_columns`. #}
-{% macro latency_sketch_entries(rows, group_columns) -%}
-    {{ return(adapter.dispatch('latency_sketch_entries', 'watchllm_analytics')(rows, group_columns)) }}
-{%- endmacro %}
-{% macro default__latency_sketch_entries(rows, group_columns) -%}
-    select
-        {%- for column in group_columns %}
-        sketched.{{ column }},
-        {%- endfor %}
-        cast(entry.key as integer) as sketch_key,
-        cast(entry.value as bigint) as sketch_count
-    from {{ rows }} as sketched
-    cross join lateral jsonb_each_text(sketched.latency_sketch) as entry
-{%- endmacro %}
-{% macro spark__latency_sketch_entries(rows, group_columns) -%}
-    select
-        {%- for column in group_columns %}
-        sketched.{{ column }},
-        {%- endfor %}
-        cast(entry_key as integer) as sketch_key,
-        cast(entry_count as bigint) as sketch_count
-    from {{ rows }} as sketched
-    lateral view explode(sketched.latency_sketch) entry as entry_key, entry_count
-{%- endmacro %}
-
-{# Aggregate: the sketch of a group from its (key, count) rows; keys must be unique in the group. NULL when no key is known. #}
-{% macro sketch_from_counts(key, count) -%}
-    {{ return(adapter.dispatch('sketch_from_counts', 'watchllm_analytics')(key, count)) }}
-{%- endmacro %}
-{% macro default__sketch_from_counts(key, count) -%}
-    jsonb_object_agg({{ key }}, {{ count }}) filter (where {{ key }} is not null)
-{%- endmacro %}
-{% macro spark__sketch_from_counts(key, count) -%}
-    case when count({{ key }}) > 0 then map_from_entries(collect_list(
-        case when {{ key }} is not null then struct({{ key }}, {{ count }}) end
-    )) end
-{%- endmacro %}
-
-{#
-    Whether the aggregations build in the one grouping that adds up a group's sums, instead of
-    grouping a second time and joining back: the pass's sketch from each row's key count
-    (sketch_from_row_key_counts, whose map keeps one of equal keys), the roll-ups' sketches from
-    lists (sketch_list_column, join_merged_sketches) and their provider and model maps
-    (map_from_lists). A second aggregation over almost as many groups as rows, one sort of every
-    sketch entry, and joins whose row estimates can mislead the planner into a nested loop over a
-    whole merge are what this saves on Postgres: identical figures, the full build 16.8x -> 9.0x
-    the contract-grain floor at 10M rows (docs/performance.md). Adapter-dispatched: default__
-    (true); spark__ (false: Spark's maps refuse equal keys, so the keyed pass,
-    merge_latency_sketches and two groupings for the maps).
-#}
-{% macro aggregates_from_group_lists() -%}
-    {{ return(adapter.dispatch('aggregates_from_group_lists', 'watchllm_analytics')()) }}
-{%- endmacro %}
-{% macro default__aggregates_from_group_lists() -%}
-    {{ return(true) }}
-{%- endmacro %}
-{% macro spark__aggregates_from_group_lists() -%}
-    {{ return(false) }}
-{%- endmacro %}
-
-{# Aggregate: the group's non-NULL values of `expression` as a list (NULL when there are none). #}
-{% macro non_null_list(expression) -%}
-    {{ return(adapter.dispatch('non_null_list', 'watchllm_analytics')(expression)) }}
-{%- endmacro %}
-{% macro default__non_null_list(expression) -%}
-    array_agg({{ expression }}) filter (where {{ expression }} is not null)
-{%- endmacro %}
-
-{#
     Aggregate: the sketch {key: requests} of a group from one row per request with its sketch key
     and that key's count in the group (a window count): equal keys come with equal counts, and the
     map keeps one of them. NULL when no key is known.
@@ -195,40 +73,50 @@
 {% macro default__sketch_from_row_key_counts(key, count) -%}
     jsonb_object_agg({{ key }}, {{ count }}) filter (where {{ key }} is not null)
 {%- endmacro %}
+{# Spark: its maps keep the last of equal keys under spark.sql.mapKeyDedupPolicy LAST_WIN (profiles.yml). #}
+{% macro spark__sketch_from_row_key_counts(key, count) -%}
+    case when count({{ key }}) > 0 then map_from_entries(collect_list(
+        case when {{ key }} is not null then struct({{ key }}, {{ count }}) end
+    )) end
+{%- endmacro %}
 
-{# With aggregates_from_group_lists: `, <list of the group's sketches> as latency_sketches` for a grouped select; else nothing. #}
-{% macro sketch_list_column() -%}
-    {%- if aggregates_from_group_lists() -%}
-    ,
-        {{ non_null_list('latency_sketch') }} as latency_sketches
-    {%- endif -%}
+{# The SQL type a latency sketch is stored as. #}
+{% macro sketch_type() -%}{{ return(adapter.dispatch('sketch_type', 'watchllm_analytics')()) }}{%- endmacro %}
+{% macro default__sketch_type() -%}jsonb{%- endmacro %}
+{% macro spark__sketch_type() -%}map<int, bigint>{%- endmacro %}
+
+{#
+    Aggregate: the group's latency sketches as a list, NULLs left out (an empty or NULL list when
+    none is known). merged_sketch_join merges the list in the group's own row.
+#}
+{% macro sketch_list(sketch) -%}
+    {{ return(adapter.dispatch('sketch_list', 'watchllm_analytics')(sketch)) }}
+{%- endmacro %}
+{% macro default__sketch_list(sketch) -%}
+    array_agg({{ sketch }}) filter (where {{ sketch }} is not null)
+{%- endmacro %}
+{% macro spark__sketch_list(sketch) -%}
+    collect_list({{ sketch }})
 {%- endmacro %}
 
 {#
-    The merged sketches as `<prefix>_sketches` (latency_sketch, latency_p50_ms, _p95_ms, _p99_ms)
-    beside the rows of `grouped` (the CTE that has the sums): with aggregates_from_group_lists, a
-    LATERAL merge of its latency_sketches list (sketch_list_column); else a left join to the
-    `<prefix>_sketches` CTE of merge_latency_sketches on `group_columns`. No row of the merge, so
-    NULLs, where the group has no known latency.
+    A FROM-clause join that gives each row of a grouped select, from its list of sketches
+    (sketch_list), the columns <alias>.latency_sketch (the sketches merged: counts added per key),
+    <alias>.latency_p50_ms, _p95_ms and _p99_ms (nearest rank over the merged counts,
+    docs/contract.md, section 8). NULLs where the list has no sketch. Merging in the group's own row
+    saves a second aggregation over every sketch entry and a join back.
 #}
-{% macro join_merged_sketches(prefix, grouped, group_columns, keep_sketch=true) -%}
-    {%- if aggregates_from_group_lists() -%}
-    {{ adapter.dispatch('merged_sketch_lateral', 'watchllm_analytics')(grouped ~ '.latency_sketches', prefix ~ '_sketches', keep_sketch) }}
-    {%- else -%}
-    left join {{ prefix }}_sketches
-        on
-        {%- for column in group_columns %}
-            {{ 'and ' if not loop.first }}{{ grouped }}.{{ column }} = {{ prefix }}_sketches.{{ column }}
-        {%- endfor %}
-    {%- endif -%}
+{% macro merged_sketch_join(sketch_list, alias) -%}
+    {{ return(adapter.dispatch('merged_sketch_join', 'watchllm_analytics')(sketch_list, alias)) }}
 {%- endmacro %}
-{% macro default__merged_sketch_lateral(sketch_list, alias, keep_sketch) -%}
+
+{# Postgres: a lateral subquery adds up the list's entries per key and ranks them with window sums. #}
+{% macro default__merged_sketch_join(sketch_list, alias) -%}
     left join lateral (
         select
-            {{ counts_to_map('sketch_key', 'sketch_count') if keep_sketch else 'null' }} as latency_sketch,
+            {{ counts_to_map('sketch_key', 'sketch_count') }} as latency_sketch,
             {%- for p in [50, 95, 99] %}
-            {{ sketch_key_value(percentile_key(p)) }}
-                as latency_p{{ p }}_ms{{ ',' if not loop.last }}
+            {{ sketch_key_value(percentile_key(p)) }} as latency_p{{ p }}_ms{{ ',' if not loop.last }}
             {%- endfor %}
         from (
             select
@@ -244,8 +132,52 @@
                 from unnest({{ sketch_list }}) as listed (sketch)
                 cross join lateral jsonb_each_text(listed.sketch) as entry
                 group by cast(entry.key as integer)
-            ) as group_entries
-        ) as ranked
+            ) as merged_entries
+        ) as ranked_entries
         having count(*) > 0
     ) as {{ alias }} on true
+{%- endmacro %}
+
+{#
+    Spark: higher-order functions over the list. The maps are added key by key (map_zip_with), then
+    one pass over the merged entries in key order keeps the running count and the first key that
+    reaches each rank. Lateral views compute the merged map and its total once per row.
+#}
+{% macro spark__merged_sketch_join(sketch_list, alias) -%}
+    {%- set merged = alias ~ '_merged.merged_sketch' %}
+    {%- set empty_sketch = 'map_from_arrays(cast(array() as array<int>), cast(array() as array<bigint>))' %}
+    lateral view outer explode(array(
+        case when size({{ sketch_list }}) > 0 then aggregate(
+            {{ sketch_list }},
+            {{ empty_sketch }},
+            (merged, sketch) -> map_zip_with(merged, sketch, (sketch_key, left_count, right_count) ->
+                coalesce(left_count, cast(0 as bigint)) + coalesce(right_count, cast(0 as bigint)))
+        ) end
+    )) {{ alias }}_merged as merged_sketch
+    lateral view outer explode(array(
+        aggregate(map_values(coalesce({{ merged }}, {{ empty_sketch }})), cast(0 as bigint), (total, requests) -> total + requests)
+    )) {{ alias }}_known as known_latencies
+    lateral view outer inline(array(aggregate(
+        array_sort(map_entries(coalesce({{ merged }}, {{ empty_sketch }}))),
+        named_struct(
+            'running_count', cast(0 as bigint),
+            {%- for p in [50, 95, 99] %}
+            'p{{ p }}', cast(null as int){{ ',' if not loop.last }}
+            {%- endfor %}
+        ),
+        (ranked, entry) -> named_struct(
+            'running_count', ranked.running_count + entry.value,
+            {%- for p in [50, 95, 99] %}
+            'p{{ p }}', coalesce(ranked.p{{ p }}, case
+                when (ranked.running_count + entry.value) * 100 >= {{ p }} * {{ alias }}_known.known_latencies then entry.key
+            end){{ ',' if not loop.last }}
+            {%- endfor %}
+        ),
+        ranked -> named_struct(
+            'latency_sketch', {{ merged }},
+            {%- for p in [50, 95, 99] %}
+            'latency_p{{ p }}_ms', {{ sketch_key_value('ranked.p' ~ p) }}{{ ',' if not loop.last }}
+            {%- endfor %}
+        )
+    ))) {{ alias }} as latency_sketch, latency_p50_ms, latency_p95_ms, latency_p99_ms
 {%- endmacro %}

@@ -21,15 +21,17 @@
         do $settings$ begin
         if (select count(*) from information_schema.columns
             where table_schema = '{{ schema | replace("'", "''") }}' and table_name = 'project_settings'
-              and column_name in ('report_email_to', 'alert_email_to', 'hit_rate_drop_points', 'cost_spike_ratio',
-                                  'cost_spike_min_usd', 'latency_p95_ratio')) < 6 then
+              and column_name in ('monthly_budget_usd', 'report_email_to', 'alert_email_to', 'hit_rate_drop_points',
+                                  'cost_spike_ratio', 'cost_spike_min_usd', 'latency_p95_ratio', 'updated_at')) < 8 then
         alter table {{ adapter.quote(schema) }}.project_settings
+            add column if not exists monthly_budget_usd numeric check (monthly_budget_usd > 0),
             add column if not exists report_email_to text,
             add column if not exists alert_email_to text,
             add column if not exists hit_rate_drop_points numeric check (hit_rate_drop_points >= 0),
             add column if not exists cost_spike_ratio numeric check (cost_spike_ratio >= 0),
             add column if not exists cost_spike_min_usd numeric check (cost_spike_min_usd >= 0),
-            add column if not exists latency_p95_ratio numeric check (latency_p95_ratio >= 0);
+            add column if not exists latency_p95_ratio numeric check (latency_p95_ratio >= 0),
+            add column if not exists updated_at timestamptz not null default now();
         end if;
         end $settings$;
         -- recipients are plain addresses, comma-separated: one that could add a mail header is refused

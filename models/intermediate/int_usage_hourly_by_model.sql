@@ -1,13 +1,17 @@
 {#
     The one pass over raw requests: additive sums and counts per project, UTC hour, provider and
-    model (macros/aggregation/aggregate_requests_by_hour.sql). Every mart rolls up from here, so no mart
-    rescans usage_logs for history. Incremental: replaces whole (project_id, hour_start) buckets
-    inside the rebuild window.
+    model, priced per group (docs/contract.md, sections 4, 5 and 8). Every mart rolls up from here,
+    so no mart rescans usage_logs for history. Incremental: replaces whole (project_id, hour_start)
+    buckets inside the rebuild window.
 
-    Rows are written in hour order: the marts read the newest hours back (hourly_by_model's
-    window), and in hour order those rows sit on a few pages instead of all over the table (the
-    hash aggregate emits groups in no order): at 10M raw rows the daily rebuild reads ~5k pages
-    instead of ~73k.
+    A price is constant for a provider, model and UTC date, so a group's list price is the price
+    times its token sums of each pricing case (exact in numeric): the pass needs no price join per
+    request. The latency sketch {key: requests} of a group is built in the same grouping, from each
+    request's key and the count of its group's requests with that key (equal keys come with equal
+    counts, and the map keeps one of them).
+
+    Rows are written in hour order: the marts read the newest hours back, and in hour order those
+    rows sit on a few pages instead of all over the table.
 #}
 {{
     config(
@@ -35,25 +39,80 @@
     )
 }}
 
-with validated_requests as (
+with classified_requests as (
 
-    select * from {{ ref('int_usage_logs_validated') }}
+    select * from {{ ref('int_usage_logs_classified') }}
     where {{ incremental_time_filter('created_at', 'hour_start', 'hour', retained='usage_logs') }}
 
 ),
 
-model_prices as (
+keyed_requests as (
 
-    select * from {{ ref('stg_pricing__model_prices') }}
+    select
+        *
+        {%- if var('latency_sketches', true) %},
+        count(*) over (partition by project_id, hour_start, provider, model, latency_key) as latency_key_requests
+        {%- endif %}
+    from classified_requests
 
 ),
 
 hourly_sums as (
 
-    {{ aggregate_requests_by_hour('validated_requests', 'model_prices') | indent(4) }}
+    select
+        project_id,
+        hour_start,
+        usage_date,
+        provider,
+        model,
+        {{ pricing_case_sums() | indent(8) }},
+        {#- var latency_sketches: false builds no sketch (the benchmark's baseline for what they cost) #}
+        {{ sketch_from_row_key_counts('latency_key', 'latency_key_requests') if var('latency_sketches', true)
+            else 'cast(null as ' ~ sketch_type() ~ ')' }} as latency_sketch
+    from keyed_requests
+    group by project_id, hour_start, usage_date, provider, model
+
+),
+
+price_matched as (
+
+    {{ match_model_prices('hourly_sums', 'usage_date', ref('stg_pricing__model_prices')) | indent(4) }}
+
+),
+
+priced as (
+
+    select
+        *,
+        {{ priced_totals() | indent(8) }}
+    from price_matched
+
+),
+
+final as (
+
+    select
+        project_id,
+        hour_start,
+        provider,
+        model,
+        cast(total_requests as bigint) as total_requests,
+        cast(cached_requests as bigint) as cached_requests,
+        cast(tokens_input as {{ count_sum_type() }}) as tokens_input,
+        cast(tokens_output as {{ count_sum_type() }}) as tokens_output,
+        total_cost_usd,
+        total_potential_cost_usd,
+        total_savings_usd,
+        cast(unpriced_requests as bigint) as unpriced_requests,
+        cast(latency_sum_ms as {{ count_sum_type() }}) as latency_sum_ms,
+        cast(latency_count as bigint) as latency_count,
+        cast(coalesce(cached_tokens_input, 0) as {{ count_sum_type() }}) as cached_tokens_input,
+        cast(coalesce(cached_tokens_output, 0) as {{ count_sum_type() }}) as cached_tokens_output,
+        latency_sketch
+    from priced
 
 )
 
-select hourly_sums.*{{ partition_date_column("hourly_sums.hour_start") }}
-from hourly_sums
+select final.*{{ partition_date_column("final.hour_start") }}
+from final
 order by hour_start

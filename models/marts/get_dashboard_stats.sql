@@ -42,6 +42,8 @@
         )""",
     )
 }}
+{#- usage_aggregations_local_daily is built on Postgres only; on Spark this function builds nothing -#}
+{%- set local_daily = ref('usage_aggregations_local_daily') if target.type == 'postgres' else none %}
 
 #variable_conflict use_column
 declare
@@ -104,7 +106,7 @@ begin
         where cast(day_end.date + 1 as timestamp) at time zone p_time_zone <= v_open_from;
         v_stored_to := coalesce(v_stored_to, v_first_day - 1);
         if v_stored_to >= v_first_day and (
-            select count(*) from {{ ref('usage_aggregations_local_daily') }} as stored
+            select count(*) from {{ local_daily }} as stored
             where stored.project_id = p_project_id and stored.time_zone = p_time_zone
                 and stored.date >= v_first_day and stored.date <= v_stored_to
         ) < v_stored_to - v_first_day + 1 then
@@ -206,7 +208,7 @@ begin
             latency_p50_ms,
             latency_p95_ms,
             latency_p99_ms
-        from {{ ref('usage_aggregations_local_daily') }}
+        from {{ local_daily }}
         where
             p_time_zone <> 'UTC'
             and project_id = p_project_id

@@ -1,4 +1,8 @@
-{# Usage per project and UTC hour (docs/contract.md, section 5), rolled up from int_usage_hourly_by_model. #}
+{#
+    Usage per project and UTC hour (docs/contract.md, sections 5 and 8), rolled up from
+    int_usage_hourly_by_model: sums and counts added up, the provider and model maps from the
+    bucket's own lists, and the models' latency sketches merged in the bucket's row.
+#}
 
 {{
     config(
@@ -30,7 +34,62 @@ with hourly_by_model as (
 
 ),
 
-{{ rollup_usage('hourly_by_model', 'hour_start', 'hour_start') }}
+hourly_totals as (
 
-select rolled_up.*{{ partition_date_column("rolled_up.hour_start") }}
-from rolled_up
+    select
+        project_id,
+        hour_start,
+        sum(total_requests) as total_requests,
+        sum(cached_requests) as cached_requests,
+        sum(tokens_input) as tokens_input,
+        sum(tokens_output) as tokens_output,
+        sum(total_cost_usd) as total_cost_usd,
+        sum(total_potential_cost_usd) as total_potential_cost_usd,
+        sum(total_savings_usd) as total_savings_usd,
+        sum(latency_sum_ms) as latency_sum_ms,
+        sum(latency_count) as latency_count,
+        sum(unpriced_requests) as unpriced_requests,
+        sum(cached_tokens_input) as cached_tokens_input,
+        sum(cached_tokens_output) as cached_tokens_output,
+        {{ list_of('provider') }} as providers,
+        {{ list_of('model') }} as models,
+        {{ list_of('total_requests') }} as requests_per_row,
+        {{ sketch_list('latency_sketch') }} as latency_sketches
+    from hourly_by_model
+    group by project_id, hour_start
+
+),
+
+final as (
+
+    select
+        hourly_totals.project_id,
+        hourly_totals.hour_start,
+        cast(hourly_totals.total_requests as bigint) as total_requests,
+        cast(hourly_totals.cached_requests as bigint) as cached_requests,
+        {{ percent_of('hourly_totals.cached_requests', 'hourly_totals.total_requests') }} as cache_hit_rate,
+        cast(hourly_totals.tokens_input as bigint) as tokens_input,
+        cast(hourly_totals.tokens_output as bigint) as tokens_output,
+        cast(hourly_totals.tokens_input + hourly_totals.tokens_output as bigint) as total_tokens,
+        hourly_totals.total_cost_usd,
+        hourly_totals.total_potential_cost_usd,
+        hourly_totals.total_savings_usd,
+        {{ ratio_2dp('hourly_totals.latency_sum_ms', 'hourly_totals.latency_count') }} as avg_latency_ms,
+        {{ map_from_lists('hourly_totals.providers', 'hourly_totals.requests_per_row') }} as requests_by_provider,
+        {{ map_from_lists('hourly_totals.models', 'hourly_totals.requests_per_row') }} as requests_by_model,
+        cast(hourly_totals.unpriced_requests as bigint) as unpriced_requests,
+        hour_sketches.latency_p50_ms,
+        hour_sketches.latency_p95_ms,
+        hour_sketches.latency_p99_ms,
+        cast(hourly_totals.cached_tokens_input as bigint) as cached_tokens_input,
+        cast(hourly_totals.cached_tokens_output as bigint) as cached_tokens_output,
+        hour_sketches.latency_sketch,
+        hourly_totals.latency_sum_ms,
+        cast(hourly_totals.latency_count as bigint) as latency_count
+    from hourly_totals
+    {{ merged_sketch_join('hourly_totals.latency_sketches', 'hour_sketches') }}
+
+)
+
+select final.*{{ partition_date_column("final.hour_start") }}
+from final

@@ -61,33 +61,38 @@ daily_sums as (
         sum(latency_sum_ms) as latency_sum_ms,
         cast(sum(latency_count) as bigint) as latency_count,
         cast(sum(cached_tokens_input) as bigint) as cached_tokens_input,
-        cast(sum(cached_tokens_output) as bigint) as cached_tokens_output
-        {{- sketch_list_column() }}
+        cast(sum(cached_tokens_output) as bigint) as cached_tokens_output,
+        {{ sketch_list('latency_sketch') }} as latency_sketches
     from dated_hours
     group by project_id, date, provider, model
 
 ),
-{%- if not aggregates_from_group_lists() %}
-
-{{ merge_latency_sketches('dated_hours', ['project_id', 'date', 'provider', 'model'], 'model_day') }}
-{%- endif %}
 
 final as (
 
     select
-        {%- for column in [
-            'project_id', 'date', 'provider', 'model', 'total_requests', 'cached_requests', 'tokens_input',
-            'tokens_output', 'total_cost_usd', 'total_potential_cost_usd', 'total_savings_usd', 'unpriced_requests',
-            'latency_sum_ms', 'latency_count', 'cached_tokens_input', 'cached_tokens_output',
-        ] %}
-        daily_sums.{{ column }},
-        {%- endfor %}
+        daily_sums.project_id,
+        daily_sums.date,
+        daily_sums.provider,
+        daily_sums.model,
+        daily_sums.total_requests,
+        daily_sums.cached_requests,
+        daily_sums.tokens_input,
+        daily_sums.tokens_output,
+        daily_sums.total_cost_usd,
+        daily_sums.total_potential_cost_usd,
+        daily_sums.total_savings_usd,
+        daily_sums.unpriced_requests,
+        daily_sums.latency_sum_ms,
+        daily_sums.latency_count,
+        daily_sums.cached_tokens_input,
+        daily_sums.cached_tokens_output,
         model_day_sketches.latency_p50_ms,
         model_day_sketches.latency_p95_ms,
         model_day_sketches.latency_p99_ms,
         model_day_sketches.latency_sketch
     from daily_sums
-    {{ join_merged_sketches('model_day', 'daily_sums', ['project_id', 'date', 'provider', 'model']) }}
+    {{ merged_sketch_join('daily_sums.latency_sketches', 'model_day_sketches') }}
 
 )
 

@@ -37,23 +37,19 @@ partitioned by (created_date)
 """
 
 
-def spark_dir() -> Path:
-    path = Path(os.environ.get("WATCHLLM_SPARK_DIR", ".data/spark"))
-    return path if path.is_absolute() else settings.PROJECT_DIR / path
-
-
 def session_settings() -> dict[str, str]:
     """profiles.yml's server_side_parameters of the spark target, with the same defaults."""
-    base = spark_dir()
+    base = settings.spark_dir()
     return {
-        "spark.master": os.environ.get("WATCHLLM_SPARK_MASTER", "local[2]"),
-        "spark.driver.memory": os.environ.get("WATCHLLM_SPARK_DRIVER_MEMORY", "2g"),
+        "spark.master": settings.spark_master(),
+        "spark.driver.memory": settings.spark_driver_memory(),
         "spark.sql.warehouse.dir": str(base / "warehouse"),
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={base / 'metastore'}",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.ansi.enabled": "true",
         "spark.sql.decimalOperations.allowPrecisionLoss": "false",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        "spark.sql.mapKeyDedupPolicy": "LAST_WIN",
         "spark.sql.shuffle.partitions": "4",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",  # the commands print their own progress
@@ -63,7 +59,7 @@ def session_settings() -> dict[str, str]:
 @contextlib.contextmanager
 def session() -> Iterator:
     """A local SparkSession with Hive support (dbt's metastore), run from the repo root, stopped after."""
-    if os.environ.get("WATCHLLM_SPARK_METHOD", "session") != "session":
+    if settings.spark_method() != "session":
         raise UserError("the spark commands open a local session: unset WATCHLLM_SPARK_METHOD (or set it to session)")
     try:
         from pyspark.sql import SparkSession
