@@ -766,7 +766,6 @@ TARGETS = {
     "forecast_mape_flat_vs_naive": ("<=", 1),
     "scheduled_build_wall_s_10m": ("<=", 15),
     "scheduled_build_30d_vs_3d": ("<=", 1.3),
-    "full_build_vs_contract_grain_floor_10m": ("<=", 2.5),
     "backfill_vs_full_build": ("<=", 1.5),
 }
 

@@ -1,6 +1,8 @@
 {#
-    Engine-specific SQL lives here and only here, each piece behind adapter.dispatch,
-    so the models run unchanged on another engine once it has its own implementations.
+    Engine differences of general use (time, types, text, regexes, materializations), each behind
+    adapter.dispatch, so the models run unchanged on another engine once it has its own
+    implementations. Differences that belong to one concern sit with it (the latency sketch in
+    macros/aggregation/latency_sketch.sql, say).
 #}
 
 {# The UTC hour a timestamptz falls in, independent of the session TimeZone. #}
