@@ -1,6 +1,7 @@
 {#
     Usage per project and UTC date (docs/contract.md, sections 5 and 8), rolled up from the sums,
-    counts and sketches of usage_by_model_daily (which rolls up int_usage_hourly_by_model).
+    counts and sketches of usage_by_model_daily (which rolls up int_usage_hourly_by_model): the
+    same roll-up as usage_aggregations_hourly at day grain, written out so each reads on its own.
 #}
 
 {{
