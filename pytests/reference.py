@@ -74,6 +74,9 @@ def load_prices(path: Path) -> list[Price]:
                 valid_to=dt.date.fromisoformat(row["valid_to"]) if row.get("valid_to") else None,
             )
             for row in csv.DictReader(handle)
+            # a period's standard prices below any threshold: the rule without token classes
+            if (row.get("service_tier") or "standard").strip().lower() == "standard"
+            and int(row.get("above_input_tokens") or 0) == 0
         ]
 
 

@@ -222,8 +222,10 @@ def test_pricing_import_builds_the_committed_seed_from_the_real_snapshots(tmp_pa
 
     # nothing is ever deleted: every earlier period is still there (an open one may have been closed)
     def key(r):
-        return (r["provider"], r["model"], r["model_pattern"], r["valid_from"])
+        return (r["provider"], r["model"], r["model_pattern"], r["valid_from"], r["service_tier"], r["above_input_tokens"])
 
+    history = [{**r, "service_tier": r["service_tier"] or "standard", "above_input_tokens": r["above_input_tokens"] or "0"}
+               for r in history]
     for earlier in (history, after_first):
         final_by_key = {key(r): r for r in final}
         for row in earlier:
@@ -233,15 +235,23 @@ def test_pricing_import_builds_the_committed_seed_from_the_real_snapshots(tmp_pa
             }
             assert row["valid_to"] in ("", kept["valid_to"])
 
-    deepseek = [r for r in final if (r["provider"], r["model"]) == ("deepseek", "deepseek-chat")]
+    standard = [r for r in final if (r["service_tier"], r["above_input_tokens"]) == ("standard", "0")]
+    deepseek = [r for r in standard if (r["provider"], r["model"]) == ("deepseek", "deepseek-chat")]
     assert [(r["valid_from"], r["valid_to"], r["input_usd_per_1m"], r["output_usd_per_1m"]) for r in deepseek] == [
         ("2024-11-28", "2026-11-01", "0.14", "0.28"),
         ("2026-11-01", "", "0.28", "0.42"),
     ]
-    gpt4o = [r for r in final if (r["provider"], r["model"]) == ("openai", "gpt-4o")]
+    gpt4o = [r for r in standard if (r["provider"], r["model"]) == ("openai", "gpt-4o")]
     assert [(r["valid_from"], r["valid_to"], r["input_usd_per_1m"]) for r in gpt4o] == [
         ("2024-05-13", "2024-10-02", "5"),
-        ("2024-10-02", "", "2.5"),
+        ("2024-10-02", "2026-11-01", "2.5"),
+        ("2026-11-01", "", "2.5"),  # the 2026 list adds the priority tier: a new period
+    ]
+    # a tier an older list leaves out (LiteLLM 1.53.1 has no batch prices) is carried, not ended
+    gpt4o_batch = [r for r in final if (r["model"], r["service_tier"]) == ("gpt-4o", "batch")]
+    assert [(r["valid_from"], r["valid_to"], r["input_usd_per_1m"]) for r in gpt4o_batch] == [
+        ("2024-10-02", "2026-11-01", "1.25"),
+        ("2026-11-01", "", "1.25"),
     ]
     assert all(r["source"] for r in final)
     assert {r["provider"] for r in final} >= {"openai", "anthropic", "google", "groq", "mistral", "deepseek"}
@@ -249,6 +259,54 @@ def test_pricing_import_builds_the_committed_seed_from_the_real_snapshots(tmp_pa
     again = run_cli("pricing", "import", str(NEW_SNAPSHOT), "--as-of", "2026-11-01", "--seed", str(seed), check=True)
     assert "0 models added, 0 repriced" in again.stdout
     assert read(seed) == final
+
+
+# LiteLLM's name of each token class's price, and of each tier's suffix (docs/pricing.md)
+LITELLM_CLASS_KEYS = {
+    "input_usd_per_1m": "input_cost_per_token",
+    "output_usd_per_1m": "output_cost_per_token",
+    "cache_read_usd_per_1m": "cache_read_input_token_cost",
+    "cache_write_usd_per_1m": "cache_creation_input_token_cost",
+    "cache_write_1h_usd_per_1m": "cache_creation_input_token_cost_above_1hr",
+    "reasoning_usd_per_1m": "output_cost_per_reasoning_token",
+}
+LITELLM_TIER_SUFFIXES = {"standard": "", "batch": "_batches", "flex": "_flex", "priority": "_priority"}
+
+
+@pytest.mark.parametrize(
+    "provider, model, litellm_key, threshold",
+    [
+        ("anthropic", "claude-sonnet-4-5", "claude-sonnet-4-5", None),
+        ("openai", "gpt-5", "gpt-5", None),
+        ("google", "gemini-2.5-pro", "gemini/gemini-2.5-pro", 200_000),
+        ("openai", "o3", "o3", None),
+    ],
+)
+def test_pricing_import_carries_every_class_tier_and_threshold_the_list_states(provider, model, litellm_key, threshold):
+    """The committed seed's current period of a model, row by row, against the 2026 snapshot read here."""
+    import json
+
+    listed = json.loads(NEW_SNAPSHOT.read_text(), parse_float=Decimal)[litellm_key]
+    expected = {}
+    for side in [0] + ([threshold] if threshold else []):
+        for tier, suffix in LITELLM_TIER_SUFFIXES.items():
+            above = f"_above_{side // 1000}k_tokens" if side else ""
+            prices = {
+                column: Decimal(str(listed[name + above + suffix])) * 1_000_000
+                for column, name in LITELLM_CLASS_KEYS.items()
+                if name + above + suffix in listed
+            }
+            if prices:
+                expected[(tier, str(side))] = prices
+    assert ("standard", "0") in expected and len(expected) > 1, "the model's list entry has no tiers"
+    current = [r for r in read(SEED) if (r["provider"], r["model"]) == (provider, model) and not r["valid_to"]]
+    assert {r["valid_from"] for r in current} == {"2026-11-01"}
+    got = {
+        (r["service_tier"], r["above_input_tokens"]): {c: Decimal(r[c]) for c in LITELLM_CLASS_KEYS if r[c]}
+        for r in current
+    }
+    assert got == expected
+    assert all(r["source"] == f"LiteLLM 1.110.2 model_prices_and_context_window.json ({litellm_key})" for r in current)
 
 
 def test_pricing_import_errors(tmp_path):

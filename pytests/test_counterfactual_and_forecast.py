@@ -26,7 +26,9 @@ def prices_in(db) -> list[Price]:
             r["valid_from"],
             r["valid_to"],
         )
-        for r in db.query("select * from analytics.stg_pricing__model_prices")
+        for r in db.query(
+            "select * from analytics.stg_pricing__model_prices where service_tier = 'standard' and above_input_tokens = 0"
+        )
     ]
 
 
@@ -51,7 +53,7 @@ def built(make_db):
         # a candidate whose price changes in the middle of the month, and one priced only from then on
         changed = conn.execute(
             "select provider, model, input_usd_per_1m, output_usd_per_1m, valid_from from analytics.model_pricing"
-            " where provider = 'openai' and model = 'gpt-4o-mini' and valid_to is null"
+            " where provider = 'openai' and model = 'gpt-4o-mini' and valid_to is null and service_tier = 'standard'"
         ).fetchone()
         conn.execute(
             "update analytics.model_pricing set valid_to = %s"

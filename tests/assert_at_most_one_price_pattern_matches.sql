@@ -3,7 +3,7 @@
     provider on a given date (else a request would be priced twice). Checks the models seen in
     the test window and every model the seed names.
 #}
-{{ config(severity='error', tags=['deep_check'], meta={'dagster': {'ref': {'name': 'stg_pricing__model_prices'}}}) }}
+{{ config(severity='error', tags=['deep_check'], meta={'dagster': {'ref': {'name': 'int_model_prices_resolved'}}}) }}
 
 with recent_models as (
 
@@ -18,7 +18,7 @@ with recent_models as (
 seed_models as (
 
     select distinct provider, model, valid_from as usage_date
-    from {{ ref('stg_pricing__model_prices') }}
+    from {{ ref('int_model_prices_resolved') }}
 
 ),
 
@@ -32,7 +32,9 @@ candidates as (
 
 prices as (
 
-    select * from {{ ref('stg_pricing__model_prices') }}
+    -- one row per price period
+    select * from {{ ref('int_model_prices_resolved') }}
+    where service_tier = 'standard' and above_input_tokens = 0
 
 ),
 

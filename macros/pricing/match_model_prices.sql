@@ -1,30 +1,46 @@
 {#
     The pricing rule in one place: `rows` (a CTE with provider, model and a UTC date column) with
-    the per-1M-token input and output price that applies, from the exact provider+model period
-    of `prices` (stg_pricing__model_prices or a CTE over it) containing the date, else from the one
-    provider pattern that matches the model; NULL if none.
+    the per-1M-token prices of every token class that apply, from int_model_prices_resolved: the
+    exact provider+model period containing the date, else the one provider pattern that matches
+    the model; NULL if none. Without `service_tier` and `prompt_band` (columns of `rows`) a row is
+    priced at the standard tier below any threshold; with them, at its tier, above the period's
+    threshold when its prompt band reaches it.
 #}
-{% macro match_model_prices(rows, date_column, prices) -%}
+{% macro match_model_prices(rows, date_column, prices, service_tier=none, prompt_band=none) -%}
 
+    {%- set classes = ['input_usd_per_1m', 'output_usd_per_1m', 'cache_read_usd_per_1m', 'cache_write_usd_per_1m',
+                       'cache_write_1h_usd_per_1m', 'reasoning_usd_per_1m'] %}
     select
         {{ rows }}.*,
-        coalesce(exact_price.input_usd_per_1m, pattern_price.input_usd_per_1m) as input_usd_per_1m,
-        coalesce(exact_price.output_usd_per_1m, pattern_price.output_usd_per_1m) as output_usd_per_1m
+        {%- for class in classes %}
+        coalesce(exact_price.{{ class }}, pattern_price.{{ class }}) as {{ class }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from {{ rows }}
-    left join {{ prices }} as exact_price
+    {%- for price in ['exact_price', 'pattern_price'] %}
+    left join {{ prices }} as {{ price }}
         on
+            {%- if price == 'exact_price' %}
             {{ rows }}.provider = exact_price.provider
             and {{ rows }}.model = exact_price.model
-            and {{ rows }}.{{ date_column }} >= exact_price.valid_from
-            and (exact_price.valid_to is null or {{ rows }}.{{ date_column }} < exact_price.valid_to)
-    left join {{ prices }} as pattern_price
-        on
+            {%- else %}
             exact_price.provider is null
             and pattern_price.model_pattern is not null
             and {{ rows }}.provider = pattern_price.provider
             and {{ regex_matches(rows ~ '.model', 'pattern_price.model_pattern') }}
-            and {{ rows }}.{{ date_column }} >= pattern_price.valid_from
-            and (pattern_price.valid_to is null or {{ rows }}.{{ date_column }} < pattern_price.valid_to)
+            {%- endif %}
+            and {{ rows }}.{{ date_column }} >= {{ price }}.valid_from
+            and ({{ price }}.valid_to is null or {{ rows }}.{{ date_column }} < {{ price }}.valid_to)
+            {%- if service_tier %}
+            and {{ price }}.service_tier = {{ rows }}.{{ service_tier }}
+            and {{ price }}.above_input_tokens = case
+                when {{ rows }}.{{ prompt_band }} >= {{ price }}.threshold_input_tokens then {{ price }}.threshold_input_tokens
+                else 0
+            end
+            {%- else %}
+            and {{ price }}.service_tier = 'standard'
+            and {{ price }}.above_input_tokens = 0
+            {%- endif %}
+    {%- endfor %}
 
 {%- endmacro %}
 

@@ -60,8 +60,9 @@
 {%- endmacro %}
 
 {#
-    Post-hook for a table every tenant may read in full (the price list; with `relation`, the
-    retention watermarks, which the dashboard reads): RLS on, read-all policy.
+    Post-hook for a table every tenant may read in full (the price list and the models with meta
+    read_by_every_tenant; with `relation`, the retention watermarks, which the dashboard reads):
+    RLS on, read-all policy.
 #}
 {% macro secure_shared_table(relation=none) -%}{{ return(adapter.dispatch('secure_shared_table', 'watchllm_analytics')(relation)) }}{%- endmacro %}
 {% macro default__secure_shared_table(relation=none) -%}select 1{%- endmacro %}
@@ -141,7 +142,7 @@
         {{ return(secure_tenant_view()) }}
     {%- elif materialized == 'sql_function' -%}
         {{ return(secure_dashboard_function(config.require('argument_types'))) }}
-    {%- elif materialized == 'seed' -%}
+    {%- elif materialized == 'seed' or (config.get('meta') or {}).get('read_by_every_tenant') -%}
         {{ return(secure_shared_table()) }}
     {%- else -%}
         {{ return(secure_tenant_table()) }}

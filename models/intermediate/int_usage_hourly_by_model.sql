@@ -76,7 +76,7 @@ hourly_sums as (
 
 price_matched as (
 
-    {{ match_model_prices('hourly_sums', 'usage_date', ref('stg_pricing__model_prices')) | indent(4) }}
+    {{ match_model_prices('hourly_sums', 'usage_date', ref('int_model_prices_resolved')) | indent(4) }}
 
 ),
 

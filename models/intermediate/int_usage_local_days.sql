@@ -177,7 +177,7 @@ begin
 
     price_matched as (
 
-        {{ match_model_prices('named_groups', 'usage_date', ref('stg_pricing__model_prices')) | indent(8) }}
+        {{ match_model_prices('named_groups', 'usage_date', ref('int_model_prices_resolved')) | indent(8) }}
 
     ),
 

@@ -13,7 +13,7 @@ with kept_requests as (
 
 model_prices as (
 
-    select * from {{ ref('stg_pricing__model_prices') }}
+    select * from {{ ref('int_model_prices_resolved') }}
 
 ),
 

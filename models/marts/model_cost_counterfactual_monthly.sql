@@ -64,8 +64,9 @@ models_used as (
 
 model_prices as (
 
-    select * from {{ ref('stg_pricing__model_prices') }}
-    where model_pattern is null
+    -- the standard tier below any threshold: the price of input and output tokens
+    select * from {{ ref('int_model_prices_resolved') }}
+    where model_pattern is null and service_tier = 'standard' and above_input_tokens = 0
 
 ),
 

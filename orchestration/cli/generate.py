@@ -20,7 +20,7 @@ from pathlib import Path
 from psycopg import sql
 
 from orchestration import settings
-from orchestration.cli.pricing import read_seed
+from orchestration.cli.pricing import read_seed, standard_rows
 from orchestration.core import database
 from orchestration.core.database import Connection
 from orchestration.core.errors import UserError
@@ -380,7 +380,7 @@ def _load_lookup_tables(cur, catalogue: list[tuple[str, str, int]], seed_path: P
     for i, (provider, model) in enumerate(UNPRICED_MODELS):
         cur.execute("insert into gen_unpriced values (%s, %s, %s)", (i, provider, model))
     with cur.copy("copy gen_prices from stdin") as copy:
-        for row in read_seed(seed_path):
+        for row in standard_rows(read_seed(seed_path)):
             copy.write_row(
                 (
                     row["provider"],
