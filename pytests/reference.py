@@ -110,7 +110,32 @@ def rejection_reason(row: dict, now: dt.datetime) -> str | None:
     for label in ("provider", "model"):
         if len(row[label] or "") > MAX_LABEL_LENGTH:
             reasons.append(f"{label} is longer than {MAX_LABEL_LENGTH} characters")
+    if any(column in row for column in CLASS_COLUMNS):  # usage_logs has token classes (section 14)
+        counts = {column: row.get(column) or 0 for column in CLASS_COLUMNS}
+        reasons += [f"{column} is negative" for column, count in counts.items() if count < 0]
+        cache = counts["tokens_cache_read"] + counts["tokens_cache_write"] + counts["tokens_cache_write_1h"]
+        if cache > (row["tokens_input"] or 0):
+            reasons.append("tokens_cache_read + tokens_cache_write + tokens_cache_write_1h exceed tokens_input")
+        if counts["tokens_reasoning"] > (row["tokens_output"] or 0):
+            reasons.append("tokens_reasoning exceeds tokens_output")
     return "; ".join(reasons) or None
+
+
+CLASS_COLUMNS = ("tokens_cache_read", "tokens_cache_write", "tokens_cache_write_1h", "tokens_reasoning")
+SERVICE_TIERS = ("batch", "flex", "priority")  # any other value, NULL or blank is standard
+
+
+def service_tier(value: str | None) -> str:
+    tier = (value or "").strip(WHITESPACE).lower()
+    return tier if tier in SERVICE_TIERS else "standard"
+
+
+@dataclass(frozen=True)
+class ClassPrice:
+    """A request's price by token class (section 14): its list price and what prompt caching saved."""
+
+    priced: Decimal
+    prompt_cache_savings: Decimal
 
 
 @dataclass
@@ -125,6 +150,10 @@ class Request:
     latency_ms: int | None
     cost: Decimal | None
     potential: Decimal | None
+    tokens_cache_read: int = 0
+    tokens_cache_write: int = 0  # both write classes
+    tokens_reasoning: int = 0
+    prompt_cache_savings: Decimal | None = Decimal(0)
 
     @property
     def savings(self) -> Decimal | None:
@@ -159,12 +188,25 @@ def list_price(prices: list[Price], provider: str, model: str, day: dt.date, tin
 
 
 @exact
-def effective(row: dict, prices: list[Price]) -> Request:
+def effective(row: dict, prices: list[Price], class_prices=None) -> Request:
+    """One kept request's figures. `class_prices(provider, model, day, row)` prices a row of a
+    usage_logs with token classes (a ClassPrice, or None when unpriced)."""
     provider, model = name(row["provider"]), name(row["model"])
     tin, tout = row["tokens_input"] or 0, row["tokens_output"] or 0
     cached = bool(row["cached"])
     day = row["created_at"].astimezone(UTC).date()
-    priced = list_price(prices, provider, model, day, tin, tout)
+    classes = {column: row.get(column) or 0 for column in CLASS_COLUMNS}
+    if class_prices is not None:
+        by_class = class_prices(provider, model, day, row)
+        priced = by_class.priced if by_class else None
+        served_cache = classes["tokens_cache_read"] + classes["tokens_cache_write"] + classes["tokens_cache_write_1h"]
+        if cached or served_cache == 0:
+            prompt_cache_savings = Decimal(0)
+        else:
+            prompt_cache_savings = by_class.prompt_cache_savings if by_class else None
+    else:
+        priced = list_price(prices, provider, model, day, tin, tout)
+        prompt_cache_savings = Decimal(0)
     recorded_cost, recorded_potential = row["cost_usd"], row["potential_cost_usd"]
     if cached:
         cost = recorded_cost if recorded_cost is not None else Decimal(0)
@@ -173,7 +215,22 @@ def effective(row: dict, prices: list[Price]) -> Request:
         cost = recorded_cost if recorded_cost is not None else priced
         potential = cost
     latency = row["latency_ms"] if row["latency_ms"] is not None and row["latency_ms"] >= 0 else None
-    return Request(row["project_id"], row["created_at"], provider, model, tin, tout, cached, latency, cost, potential)
+    return Request(
+        row["project_id"],
+        row["created_at"],
+        provider,
+        model,
+        tin,
+        tout,
+        cached,
+        latency,
+        cost,
+        potential,
+        classes["tokens_cache_read"],
+        classes["tokens_cache_write"] + classes["tokens_cache_write_1h"],
+        classes["tokens_reasoning"],
+        prompt_cache_savings,
+    )
 
 
 @dataclass
@@ -192,6 +249,10 @@ class Bucket:
     requests_by_model: dict[str, int] = field(default_factory=dict)
     cached_tokens_input: int = 0
     cached_tokens_output: int = 0
+    tokens_cache_read: int = 0
+    tokens_cache_write: int = 0
+    tokens_reasoning: int = 0
+    prompt_cache_savings_usd: Decimal | None = None
     latencies: list[int] = field(default_factory=list)
 
     def add(self, r: Request) -> None:
@@ -205,6 +266,10 @@ class Bucket:
         self.total_cost_usd = _add(self.total_cost_usd, r.cost)
         self.total_potential_cost_usd = _add(self.total_potential_cost_usd, r.potential)
         self.total_savings_usd = _add(self.total_savings_usd, r.savings)
+        self.tokens_cache_read += r.tokens_cache_read
+        self.tokens_cache_write += r.tokens_cache_write
+        self.tokens_reasoning += r.tokens_reasoning
+        self.prompt_cache_savings_usd = _add(self.prompt_cache_savings_usd, r.prompt_cache_savings)
         if r.latency_ms is not None:
             self.latency_sum += r.latency_ms
             self.latency_count += 1
@@ -230,7 +295,16 @@ class Bucket:
             "unpriced_requests": self.unpriced_requests,
             "cached_tokens_input": self.cached_tokens_input,
             "cached_tokens_output": self.cached_tokens_output,
+            **self.class_columns(),
             **self.percentiles(),
+        }
+
+    def class_columns(self) -> dict:
+        return {
+            "tokens_cache_read": self.tokens_cache_read,
+            "tokens_cache_write": self.tokens_cache_write,
+            "tokens_reasoning": self.tokens_reasoning,
+            "prompt_cache_savings_usd": self.prompt_cache_savings_usd,
         }
 
     def percentiles(self) -> dict:
@@ -255,6 +329,7 @@ class Bucket:
             "latency_count": self.latency_count,
             "cached_tokens_input": self.cached_tokens_input,
             "cached_tokens_output": self.cached_tokens_output,
+            **self.class_columns(),
             **self.percentiles(),
         }
 
@@ -322,6 +397,10 @@ class Reference:
                         "requests_by_provider": {},
                         "requests_by_model": {},
                         **{column: None for column in PERCENTILE_COLUMNS},
+                        "tokens_cache_read": 0,
+                        "tokens_cache_write": 0,
+                        "tokens_reasoning": 0,
+                        "prompt_cache_savings_usd": Decimal(0),
                     }
                 )
             else:
@@ -346,7 +425,7 @@ class Reference:
 
 
 @exact
-def compute(raw_rows: list[dict], prices: list[Price], now: dt.datetime) -> Reference:
+def compute(raw_rows: list[dict], prices: list[Price], now: dt.datetime, class_prices=None) -> Reference:
     rejected: dict[object, str] = {}
     requests: list[Request] = []
     for row in raw_rows:
@@ -354,7 +433,7 @@ def compute(raw_rows: list[dict], prices: list[Price], now: dt.datetime) -> Refe
         if reason:
             rejected[row["id"]] = reason
         else:
-            requests.append(effective(row, prices))
+            requests.append(effective(row, prices, class_prices))
 
     hourly: dict[tuple, Bucket] = defaultdict(Bucket)
     daily: dict[tuple, Bucket] = defaultdict(Bucket)

@@ -4,9 +4,11 @@
     so no mart rescans usage_logs for history. Incremental: replaces whole (project_id, hour_start)
     buckets inside the rebuild window.
 
-    A price is constant for a provider, model and UTC date, so a group's list price is the price
-    times its token sums of each pricing case (exact in numeric): the pass needs no price join per
-    request. The latency sketch {key: requests} of a group is built in the same grouping, from each
+    A price is constant for a provider, model, UTC date, service tier and side of the model's
+    prompt-size threshold, so a group's list price is the price times its token sums of each
+    pricing case (exact in numeric): the pass needs no price join per request. Where usage_logs has
+    token classes (section 14) a group is also one service tier and prompt band, and each class is
+    summed and priced on its own; without them every group is the standard tier's band 0. The latency sketch {key: requests} of a group is built in the same grouping, from each
     request's key and the count of its group's requests with that key (equal keys come with equal
     counts, and the map keeps one of them).
 
@@ -27,7 +29,7 @@
         create_in_parallel=true,
         on_schema_change='append_new_columns',
         indexes=[
-            {'columns': ['project_id', 'hour_start', 'provider', 'model'], 'unique': true},
+            {'columns': ['project_id', 'hour_start', 'provider', 'model', 'service_tier', 'prompt_band'], 'unique': true},
             {'columns': ['hour_start']},
         ],
         pre_hook=[
@@ -38,6 +40,8 @@
         post_hook=["{{ record_newest_bucket('hour_start') }}"],
     )
 }}
+
+{%- set has_token_classes = usage_logs_have_token_classes() %}
 
 with classified_requests as (
 
@@ -51,7 +55,9 @@ keyed_requests as (
     select
         *
         {%- if var('latency_sketches', true) %},
-        count(*) over (partition by project_id, hour_start, provider, model, latency_key) as latency_key_requests
+        count(*) over (
+            partition by project_id, hour_start, provider, model, service_tier, prompt_band, latency_key
+        ) as latency_key_requests
         {%- endif %}
     from classified_requests
 
@@ -65,18 +71,22 @@ hourly_sums as (
         usage_date,
         provider,
         model,
-        {{ pricing_case_sums() | indent(8) }},
+        service_tier,
+        prompt_band,
+        {{ pricing_case_sums(has_token_classes) | indent(8) }},
         {#- var latency_sketches: false builds no sketch (the benchmark's baseline for what they cost) #}
         {{ sketch_from_row_key_counts('latency_key', 'latency_key_requests') if var('latency_sketches', true)
             else 'cast(null as ' ~ sketch_type() ~ ')' }} as latency_sketch
     from keyed_requests
-    group by project_id, hour_start, usage_date, provider, model
+    group by project_id, hour_start, usage_date, provider, model, service_tier, prompt_band
 
 ),
 
 price_matched as (
 
-    {{ match_model_prices('hourly_sums', 'usage_date', ref('int_model_prices_resolved')) | indent(4) }}
+    {{ match_model_prices('hourly_sums', 'usage_date', ref('int_model_prices_resolved'),
+        service_tier='service_tier' if has_token_classes else none,
+        prompt_band='prompt_band' if has_token_classes else none) | indent(4) }}
 
 ),
 
@@ -84,7 +94,7 @@ priced as (
 
     select
         *,
-        {{ priced_totals() | indent(8) }}
+        {{ priced_totals(has_token_classes) | indent(8) }}
     from price_matched
 
 ),
@@ -108,7 +118,14 @@ final as (
         cast(latency_count as bigint) as latency_count,
         cast(coalesce(cached_tokens_input, 0) as {{ count_sum_type() }}) as cached_tokens_input,
         cast(coalesce(cached_tokens_output, 0) as {{ count_sum_type() }}) as cached_tokens_output,
-        latency_sketch
+        latency_sketch,
+        service_tier,
+        prompt_band,
+        {%- for column in token_class_columns() %}
+        cast({{ column if has_token_classes else 0 }} as {{ count_sum_type() }}) as {{ column }},
+        cast({{ 'coalesce(cached_' ~ column ~ ', 0)' if has_token_classes else 0 }} as {{ count_sum_type() }}) as cached_{{ column }},
+        {%- endfor %}
+        prompt_cache_savings_usd
     from priced
 
 )

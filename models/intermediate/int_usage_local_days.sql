@@ -7,7 +7,8 @@
       the hour), for the hours before p_open_from;
     - the requests of each UTC hour a local midnight splits (zones at :30 and :45), and every request
       from p_open_from on (what the next build still rebuilds), each counted on its own local date,
-      from int_usage_logs_classified, grouped and priced like the hourly pass.
+      from int_usage_logs_classified, grouped and priced like the hourly pass (by service tier and
+      prompt band too, where usage_logs has token classes).
 
     In UTC no hour is split: a UTC day is its hours and the requests from p_open_from. The dashboard
     (get_dashboard_stats) calls this for the days it does not read stored, and
@@ -37,10 +38,16 @@
             requests_by_model jsonb,
             latency_p50_ms numeric,
             latency_p95_ms numeric,
-            latency_p99_ms numeric
+            latency_p99_ms numeric,
+            tokens_cache_read bigint,
+            tokens_cache_write bigint,
+            tokens_reasoning bigint,
+            prompt_cache_savings_usd numeric
         )""",
     )
 }}
+
+{%- set has_token_classes = usage_logs_have_token_classes() %}
 
 {#- Plain index scans are off (settings): the requests of one project in an hour or the open tail
     are a few thousand rows, which a bitmap scan of the (project_id, created_at) index reads in
@@ -125,6 +132,13 @@ begin
             ranged.is_cached,
             ranged.tokens_input,
             ranged.tokens_output,
+            {%- if has_token_classes %}
+            {%- for column in token_class_columns() %}
+            ranged.{{ column }},
+            {%- endfor %}
+            ranged.service_tier,
+            ranged.prompt_band,
+            {%- endif %}
             ranged.latency_ms,
             ranged.latency_key,
             ranged.recorded_cost_usd,
@@ -154,9 +168,13 @@ begin
             usage_date,
             logged_provider,
             logged_model,
-            {{ pricing_case_sums() | indent(12) }}
+            {%- if has_token_classes %}
+            service_tier,
+            prompt_band,
+            {%- endif %}
+            {{ pricing_case_sums(has_token_classes) | indent(12) }}
         from requests
-        group by date, usage_date, logged_provider, logged_model
+        group by date, usage_date, logged_provider, logged_model{{ ', service_tier, prompt_band' if has_token_classes }}
 
     ),
 
@@ -167,17 +185,25 @@ begin
             usage_date,
             {{ normalised_label('logged_provider') }} as provider,
             {{ normalised_label('logged_model') }} as model,
-            {%- for column in pricing_case_sum_columns() %}
+            {%- if has_token_classes %}
+            service_tier,
+            prompt_band,
+            {%- endif %}
+            {%- for column in pricing_case_sum_columns(has_token_classes) %}
             sum({{ column }}) as {{ column }}{{ ',' if not loop.last }}
             {%- endfor %}
         from logged_groups
-        group by date, usage_date, {{ normalised_label('logged_provider') }}, {{ normalised_label('logged_model') }}
+        group by
+            date, usage_date, {{ normalised_label('logged_provider') }}, {{ normalised_label('logged_model') }}
+            {{- ', service_tier, prompt_band' if has_token_classes }}
 
     ),
 
     price_matched as (
 
-        {{ match_model_prices('named_groups', 'usage_date', ref('int_model_prices_resolved')) | indent(8) }}
+        {{ match_model_prices('named_groups', 'usage_date', ref('int_model_prices_resolved'),
+            service_tier='service_tier' if has_token_classes else none,
+            prompt_band='prompt_band' if has_token_classes else none) | indent(8) }}
 
     ),
 
@@ -185,7 +211,7 @@ begin
 
         select
             *,
-            {{ priced_totals() | indent(12) }}
+            {{ priced_totals(has_token_classes) | indent(12) }}
         from price_matched
 
     ),
@@ -203,7 +229,11 @@ begin
             total_savings_usd,
             unpriced_requests,
             latency_sum_ms,
-            latency_count
+            latency_count,
+            tokens_cache_read,
+            tokens_cache_write,
+            tokens_reasoning,
+            prompt_cache_savings_usd
         from whole_hours
 
         union all
@@ -219,7 +249,17 @@ begin
             total_savings_usd,
             unpriced_requests,
             latency_sum_ms,
-            latency_count
+            latency_count,
+            {%- if has_token_classes %}
+            tokens_cache_read,
+            tokens_cache_write + tokens_cache_write_1h as tokens_cache_write,
+            tokens_reasoning,
+            {%- else %}
+            0 as tokens_cache_read,
+            0 as tokens_cache_write,
+            0 as tokens_reasoning,
+            {%- endif %}
+            prompt_cache_savings_usd
         from priced_groups
 
     ),
@@ -237,7 +277,11 @@ begin
             sum(total_savings_usd) as total_savings_usd,
             sum(unpriced_requests) as unpriced_requests,
             sum(latency_sum_ms) as latency_sum_ms,
-            sum(latency_count) as latency_count
+            sum(latency_count) as latency_count,
+            sum(tokens_cache_read) as tokens_cache_read,
+            sum(tokens_cache_write) as tokens_cache_write,
+            sum(tokens_reasoning) as tokens_reasoning,
+            sum(prompt_cache_savings_usd) as prompt_cache_savings_usd
         from usage_parts
         group by date
 
@@ -348,7 +392,11 @@ begin
             label_maps.requests_by_model,
             day_percentiles.latency_p50_ms,
             day_percentiles.latency_p95_ms,
-            day_percentiles.latency_p99_ms
+            day_percentiles.latency_p99_ms,
+            cast(totals.tokens_cache_read as bigint) as tokens_cache_read,
+            cast(totals.tokens_cache_write as bigint) as tokens_cache_write,
+            cast(totals.tokens_reasoning as bigint) as tokens_reasoning,
+            totals.prompt_cache_savings_usd
         from totals
         inner join label_maps on totals.date = label_maps.date
         left join day_percentiles on totals.date = day_percentiles.date

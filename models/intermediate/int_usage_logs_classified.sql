@@ -7,9 +7,13 @@
       list        - not cached without a recorded cost: cost = potential = the list price
       cached_list - cached without a recorded potential: cost as recorded (or 0), potential = the
                     list price
-    The hourly pass groups these rows per project, hour, provider and model; the local days
-    (int_usage_local_days) group the newest ones and those of hours a local midnight splits.
+    The hourly pass groups these rows per project, hour, provider, model, service tier and prompt
+    band; the local days (int_usage_local_days) group the newest ones and those of hours a local
+    midnight splits. Without token classes in usage_logs, every row is the standard tier's band 0.
 #}
+
+{%- set has_token_classes = usage_logs_have_token_classes() %}
+{%- set model_prices = ref('int_model_prices_resolved') %}
 
 with kept_requests as (
 
@@ -33,6 +37,12 @@ classified as (
         is_cached,
         tokens_input,
         tokens_output,
+        {%- for column in token_class_columns() %}
+        {{ column }},
+        {%- endfor %}
+        service_tier,
+        {#- the prompt-size band decides which side of a model's threshold prices the request #}
+        cast({{ prompt_band('tokens_input', model_prices) if has_token_classes else 0 }} as bigint) as prompt_band,
         latency_ms,
         {#- var latency_sketches: false builds no sketch (the benchmark's baseline for what they cost) #}
         {{ latency_sketch_key('latency_ms') if var('latency_sketches', true) else 'cast(null as integer)' }}

@@ -3,8 +3,15 @@
     the aggregates keep it, and `rejection_reason` names every rule a rejected row breaks (NULL for
     a kept row). `is_kept` is plain predicates so the planner can estimate it and the text of the
     reason is only built for the rows the quarantine view reads. A label's length is measured as
-    logged, so the dashboard can judge a request without normalising its names.
+    logged, so the dashboard can judge a request without normalising its names. The token-class
+    rules of section 14 apply where usage_logs has class columns.
 #}
+
+{%- set has_token_classes = usage_logs_have_token_classes() %}
+{#- the cache classes' sum, in bigint: three counts of up to 2^31 each must not overflow #}
+{%- set cache_tokens -%}
+    cast(tokens_cache_read as bigint) + cast(tokens_cache_write as bigint) + cast(tokens_cache_write_1h as bigint)
+{%- endset %}
 
 with usage_logs as (
 
@@ -26,6 +33,13 @@ judged as (
             and (recorded_potential_cost_usd is null or recorded_potential_cost_usd >= 0)
             and coalesce(char_length(logged_provider), 0) <= {{ max_label_length() }}
             and coalesce(char_length(logged_model), 0) <= {{ max_label_length() }}
+            {%- if has_token_classes %}
+            {%- for column in token_class_columns() %}
+            and {{ column }} >= 0
+            {%- endfor %}
+            and {{ cache_tokens }} <= tokens_input
+            and tokens_reasoning <= tokens_output
+            {%- endif %}
         ) as is_kept,
         nullif(concat_ws('; ',
             case when project_id is null then 'project_id is null' end,
@@ -42,6 +56,14 @@ judged as (
                 then 'provider is longer than {{ max_label_length() }} characters' end,
             case when char_length(logged_model) > {{ max_label_length() }}
                 then 'model is longer than {{ max_label_length() }} characters' end
+            {%- if has_token_classes %},
+            {%- for column in token_class_columns() %}
+            case when {{ column }} < 0 then '{{ column }} is negative' end,
+            {%- endfor %}
+            case when {{ cache_tokens }} > tokens_input
+                then 'tokens_cache_read + tokens_cache_write + tokens_cache_write_1h exceed tokens_input' end,
+            case when tokens_reasoning > tokens_output then 'tokens_reasoning exceeds tokens_output' end
+            {%- endif %}
         ), '') as rejection_reason
 
     from usage_logs

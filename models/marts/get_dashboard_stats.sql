@@ -38,7 +38,11 @@
             requests_by_model jsonb,
             latency_p50_ms numeric,
             latency_p95_ms numeric,
-            latency_p99_ms numeric
+            latency_p99_ms numeric,
+            tokens_cache_read bigint,
+            tokens_cache_write bigint,
+            tokens_reasoning bigint,
+            prompt_cache_savings_usd numeric
         )""",
     )
 }}
@@ -185,7 +189,11 @@ begin
             requests_by_model,
             latency_p50_ms,
             latency_p95_ms,
-            latency_p99_ms
+            latency_p99_ms,
+            tokens_cache_read,
+            tokens_cache_write,
+            tokens_reasoning,
+            prompt_cache_savings_usd
         from {{ ref('usage_aggregations_daily') }}
         where p_time_zone = 'UTC' and project_id = p_project_id and date >= v_first_day and date <= v_stored_to
 
@@ -207,7 +215,11 @@ begin
             requests_by_model,
             latency_p50_ms,
             latency_p95_ms,
-            latency_p99_ms
+            latency_p99_ms,
+            tokens_cache_read,
+            tokens_cache_write,
+            tokens_reasoning,
+            prompt_cache_savings_usd
         from {{ local_daily }}
         where
             p_time_zone <> 'UTC'
@@ -235,7 +247,11 @@ begin
             requests_by_model,
             latency_p50_ms,
             latency_p95_ms,
-            latency_p99_ms
+            latency_p99_ms,
+            tokens_cache_read,
+            tokens_cache_write,
+            tokens_reasoning,
+            prompt_cache_savings_usd
         from {{ ref('int_usage_local_days') }}(p_project_id, p_time_zone, v_stored_to + 1, v_today, v_open_from)
         where v_stored_to < v_today
 
@@ -265,7 +281,11 @@ begin
         coalesce(traffic.requests_by_model, cast('{}' as jsonb)) as requests_by_model,
         traffic.latency_p50_ms,
         traffic.latency_p95_ms,
-        traffic.latency_p99_ms
+        traffic.latency_p99_ms,
+        cast(coalesce(traffic.tokens_cache_read, 0) as bigint) as tokens_cache_read,
+        cast(coalesce(traffic.tokens_cache_write, 0) as bigint) as tokens_cache_write,
+        cast(coalesce(traffic.tokens_reasoning, 0) as bigint) as tokens_reasoning,
+        case when traffic.date is null then 0 else traffic.prompt_cache_savings_usd end as prompt_cache_savings_usd
     from calendar
     left join days_with_traffic as traffic on calendar.date = traffic.date
     order by calendar.date;

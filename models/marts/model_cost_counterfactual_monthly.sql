@@ -9,6 +9,10 @@
     out of every money column and of priced_requests. The cost is one pass over the month's daily
     rows (and one over its per-model days, for the candidates), not one per candidate. Incremental like project_savings_monthly: the months whose days
     usage_aggregations_daily replaced are rebuilt whole.
+
+    Where usage_logs has token classes (section 14), the days are read per service tier and prompt
+    band (int_usage_daily_by_tier_and_band) and each candidate prices every class at its own price
+    of that tier and of the side of its own threshold the band is on.
 #}
 {{
     config(
@@ -33,20 +37,37 @@
     )
 }}
 
+{%- set has_token_classes = usage_logs_have_token_classes() %}
+{%- set class_sums = token_class_columns() if has_token_classes else [] %}
+{%- set class_usage = ref('int_usage_daily_by_tier_and_band') %}
+
 with daily_usage as (
 
     -- the sums this needs, not the days' maps and sketches
     select
         project_id,
         date,
+        {%- if has_token_classes %}
+        service_tier,
+        prompt_band,
+        {%- for column in class_sums %}
+        {{ column }},
+        cached_{{ column }},
+        {%- endfor %}
+        {%- endif %}
         total_requests,
         tokens_input,
         tokens_output,
         cached_tokens_input,
         cached_tokens_output,
         total_cost_usd
+    {%- if has_token_classes %}
+    from {{ class_usage }}
+    where {{ incremental_time_filter('date', 'month', 'month', from_pending=true, on_date=true, retained='usage_aggregations_daily') }}
+    {%- else %}
     from {{ ref('usage_aggregations_daily') }}
     where {{ incremental_time_filter('date', 'month', 'month', from_pending=true, on_date=true, retained='usage_aggregations_daily') }}
+    {%- endif %}
 
 ),
 
@@ -64,9 +85,14 @@ models_used as (
 
 model_prices as (
 
-    -- the standard tier below any threshold: the price of input and output tokens
     select * from {{ ref('int_model_prices_resolved') }}
-    where model_pattern is null and service_tier = 'standard' and above_input_tokens = 0
+    where
+        model_pattern is null
+        {%- if not has_token_classes %}
+        -- without token classes every request is the standard tier below any threshold
+        and service_tier = 'standard'
+        and above_input_tokens = 0
+        {%- endif %}
 
 ),
 
@@ -109,6 +135,15 @@ candidate_prices as (
         candidates.model,
         model_prices.valid_from,
         model_prices.valid_to,
+        {%- if has_token_classes %}
+        model_prices.service_tier,
+        model_prices.above_input_tokens,
+        model_prices.threshold_input_tokens,
+        model_prices.cache_read_usd_per_1m,
+        model_prices.cache_write_usd_per_1m,
+        model_prices.cache_write_1h_usd_per_1m,
+        model_prices.reasoning_usd_per_1m,
+        {%- endif %}
         model_prices.input_usd_per_1m,
         model_prices.output_usd_per_1m
     from candidates
@@ -147,6 +182,14 @@ segment_usage as (
         daily_usage.project_id,
         segments.month,
         segments.segment_start,
+        {%- if has_token_classes %}
+        daily_usage.service_tier,
+        daily_usage.prompt_band,
+        {%- for column in class_sums %}
+        sum(daily_usage.{{ column }}) as {{ column }},
+        sum(daily_usage.{{ column }} - daily_usage.cached_{{ column }}) as uncached_{{ column }},
+        {%- endfor %}
+        {%- endif %}
         sum(daily_usage.total_requests) as total_requests,
         sum(daily_usage.tokens_input) as tokens_input,
         sum(daily_usage.tokens_output) as tokens_output,
@@ -163,7 +206,9 @@ segment_usage as (
             {{ month_start('daily_usage.date') }} = segments.month
             and daily_usage.date >= segments.segment_start
             and (segments.segment_end is null or daily_usage.date < segments.segment_end)
-    group by daily_usage.project_id, segments.month, segments.segment_start
+    group by
+        daily_usage.project_id, segments.month, segments.segment_start
+        {{- ', daily_usage.service_tier, daily_usage.prompt_band' if has_token_classes }}
 
 ),
 
@@ -182,7 +227,17 @@ priced_segments as (
         segment_usage.uncached_tokens_input,
         segment_usage.uncached_tokens_output,
         segment_usage.total_cost_usd,
+        {%- for column in class_sums %}
+        segment_usage.{{ column }},
+        segment_usage.uncached_{{ column }},
+        {%- endfor %}
         candidate_prices.valid_from is not null as is_priced,
+        {%- if has_token_classes %}
+        candidate_prices.cache_read_usd_per_1m,
+        candidate_prices.cache_write_usd_per_1m,
+        candidate_prices.cache_write_1h_usd_per_1m,
+        candidate_prices.reasoning_usd_per_1m,
+        {%- endif %}
         candidate_prices.input_usd_per_1m,
         candidate_prices.output_usd_per_1m
     from segment_usage
@@ -194,6 +249,15 @@ priced_segments as (
             and candidates.model = candidate_prices.model
             and segment_usage.segment_start >= candidate_prices.valid_from
             and (candidate_prices.valid_to is null or segment_usage.segment_start < candidate_prices.valid_to)
+            {%- if has_token_classes %}
+            -- the candidate's prices of the segment's tier, on the side of its own threshold
+            and candidate_prices.service_tier = segment_usage.service_tier
+            and candidate_prices.above_input_tokens = case
+                when segment_usage.prompt_band >= candidate_prices.threshold_input_tokens
+                    then candidate_prices.threshold_input_tokens
+                else 0
+            end
+            {%- endif %}
 
 ),
 
@@ -211,12 +275,10 @@ priced_months as (
         sum(case when is_priced then tokens_output else 0 end) as tokens_output,
         sum(case when is_priced then total_cost_usd end) as actual_cost_usd,
         case when bool_and(not is_priced or (uncached_tokens_input is not null and uncached_tokens_output is not null)) then sum(
-            {{ usd_for_tokens('uncached_tokens_input', 'input_usd_per_1m') }}
-            + {{ usd_for_tokens('uncached_tokens_output', 'output_usd_per_1m') }}
+            {{ list_price_of_tokens('uncached_', has_token_classes) | indent(12) }}
         ) end as counterfactual_cost_usd,
         sum(
-            {{ usd_for_tokens('tokens_input', 'input_usd_per_1m') }}
-            + {{ usd_for_tokens('tokens_output', 'output_usd_per_1m') }}
+            {{ list_price_of_tokens('', has_token_classes) | indent(12) }}
         ) as counterfactual_potential_cost_usd
     from priced_segments
     group by project_id, month, provider, model

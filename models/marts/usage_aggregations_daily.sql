@@ -52,6 +52,10 @@ daily_totals as (
         sum(unpriced_requests) as unpriced_requests,
         sum(cached_tokens_input) as cached_tokens_input,
         sum(cached_tokens_output) as cached_tokens_output,
+        sum(tokens_cache_read) as tokens_cache_read,
+        sum(tokens_cache_write) as tokens_cache_write,
+        sum(tokens_reasoning) as tokens_reasoning,
+        sum(prompt_cache_savings_usd) as prompt_cache_savings_usd,
         {{ list_of('provider') }} as providers,
         {{ list_of('model') }} as models,
         {{ list_of('total_requests') }} as requests_per_row,
@@ -86,7 +90,11 @@ final as (
         cast(daily_totals.cached_tokens_output as bigint) as cached_tokens_output,
         day_sketches.latency_sketch,
         daily_totals.latency_sum_ms,
-        cast(daily_totals.latency_count as bigint) as latency_count
+        cast(daily_totals.latency_count as bigint) as latency_count,
+        cast(daily_totals.tokens_cache_read as bigint) as tokens_cache_read,
+        cast(daily_totals.tokens_cache_write as bigint) as tokens_cache_write,
+        cast(daily_totals.tokens_reasoning as bigint) as tokens_reasoning,
+        daily_totals.prompt_cache_savings_usd
     from daily_totals
     {{ merged_sketch_join('daily_totals.latency_sketches', 'day_sketches') }}
 

@@ -51,6 +51,10 @@ hourly_totals as (
         sum(unpriced_requests) as unpriced_requests,
         sum(cached_tokens_input) as cached_tokens_input,
         sum(cached_tokens_output) as cached_tokens_output,
+        sum(tokens_cache_read) as tokens_cache_read,
+        sum(tokens_cache_write + tokens_cache_write_1h) as tokens_cache_write,
+        sum(tokens_reasoning) as tokens_reasoning,
+        sum(prompt_cache_savings_usd) as prompt_cache_savings_usd,
         {{ list_of('provider') }} as providers,
         {{ list_of('model') }} as models,
         {{ list_of('total_requests') }} as requests_per_row,
@@ -85,7 +89,11 @@ final as (
         cast(hourly_totals.cached_tokens_output as bigint) as cached_tokens_output,
         hour_sketches.latency_sketch,
         hourly_totals.latency_sum_ms,
-        cast(hourly_totals.latency_count as bigint) as latency_count
+        cast(hourly_totals.latency_count as bigint) as latency_count,
+        cast(hourly_totals.tokens_cache_read as bigint) as tokens_cache_read,
+        cast(hourly_totals.tokens_cache_write as bigint) as tokens_cache_write,
+        cast(hourly_totals.tokens_reasoning as bigint) as tokens_reasoning,
+        hourly_totals.prompt_cache_savings_usd
     from hourly_totals
     {{ merged_sketch_join('hourly_totals.latency_sketches', 'hour_sketches') }}
 

@@ -62,6 +62,10 @@ daily_sums as (
         cast(sum(latency_count) as bigint) as latency_count,
         cast(sum(cached_tokens_input) as bigint) as cached_tokens_input,
         cast(sum(cached_tokens_output) as bigint) as cached_tokens_output,
+        cast(sum(tokens_cache_read) as bigint) as tokens_cache_read,
+        cast(sum(tokens_cache_write + tokens_cache_write_1h) as bigint) as tokens_cache_write,
+        cast(sum(tokens_reasoning) as bigint) as tokens_reasoning,
+        sum(prompt_cache_savings_usd) as prompt_cache_savings_usd,
         {{ sketch_list('latency_sketch') }} as latency_sketches
     from dated_hours
     group by project_id, date, provider, model
@@ -90,7 +94,11 @@ final as (
         model_day_sketches.latency_p50_ms,
         model_day_sketches.latency_p95_ms,
         model_day_sketches.latency_p99_ms,
-        model_day_sketches.latency_sketch
+        model_day_sketches.latency_sketch,
+        daily_sums.tokens_cache_read,
+        daily_sums.tokens_cache_write,
+        daily_sums.tokens_reasoning,
+        daily_sums.prompt_cache_savings_usd
     from daily_sums
     {{ merged_sketch_join('daily_sums.latency_sketches', 'model_day_sketches') }}
 

@@ -47,7 +47,7 @@ backwards as (
     from periods
     where valid_to <= valid_from
 
-)
+),
 
 price_rows as (
 
