@@ -72,6 +72,25 @@ def figures(r: dict) -> str:
             target("percentiles_incremental_overhead_10m") + "×",
         ),
         (
+            "token classes (about 40% of requests with prompt-cache reads): full build with / without the columns, 10M",
+            f"{r['token_classes_full_build_overhead_10m']:.2f}×",
+            target("token_classes_full_build_overhead_10m") + "×",
+        ),
+        (
+            "token classes: scheduled build's models with / without the columns (same hours), 10M",
+            f"{r['token_classes_scheduled_overhead_10m']:.2f}× "
+            f"({large['token_classes_scheduled_with_models_s']:.2f} / "
+            f"{large['token_classes_scheduled_without_models_s']:.2f} s)",
+            target("token_classes_scheduled_overhead_10m") + "×",
+        ),
+        (
+            "token classes: dashboard p95 with / without the columns, busiest project, UTC, 10M",
+            f"{r['token_classes_dashboard_p95_ratio_10m']:.2f}× "
+            f"({large['token_classes_dashboard_with_p95_ms']:.1f} / "
+            f"{large['token_classes_dashboard_without_p95_ms']:.1f} ms)",
+            "unchanged",
+        ),
+        (
             "latency sketches' share of the aggregate tables' bytes, 10M",
             f"{100 * r['sketch_share_of_aggregate_bytes_10m']:.0f}%",
             "",

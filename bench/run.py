@@ -28,7 +28,10 @@ not what history costs" is measured directly:
 7. the forecast's backtest (below);
 8. alerts at scale: `alerts check` at --alert-projects projects (default 10,000), each with a new
    unpriced model, delivered to a local webhook and SMTP server (one digest per project, one SMTP
-   session per check).
+   session per check);
+9. token classes (the long history only): the same rows generated with `--token-classes` (about
+   40% of requests reading from the provider's prompt cache) against a copy without the columns,
+   each fully built, then the same scheduled hours and dashboard calls on both, alternated.
 
 Beside the targets, figures that explain the missed ones: per-model times of every build; a
 contract-grain floor (the same single pass at project, hour, provider and model with the models'
@@ -203,9 +206,11 @@ class Run:
         self.cli("dbt", "compile", "--select", model, "--vars", vars_json, extra_env={"DBT_TARGET_PATH": str(target)})
         return next((target / "compiled").rglob(f"{model}.sql")).read_text()
 
-    def generate(self, rows: int, days: float, projects: int, seed: int, end: dt.datetime) -> float:
+    def generate(self, rows: int, days: float, projects: int, seed: int, end: dt.datetime,
+                 token_classes: bool = False) -> float:
         return self.cli("generate", "--rows", str(rows), "--days", str(days), "--projects", str(projects),
-                        "--seed", str(seed), "--end", end.isoformat(), "--allow-external")
+                        "--seed", str(seed), "--end", end.isoformat(), "--allow-external",
+                        *(["--token-classes"] if token_classes else []))
 
     def connect(self) -> psycopg.Connection:
         conn = psycopg.connect(**database._kwargs(self.env), autocommit=True)
@@ -511,16 +516,10 @@ def run_size(server, rows: int, days: int, args: argparse.Namespace) -> dict:
     # room for the scheduled scenario's hours (one untimed, `repeat` timed) before now
     end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=args.repeat + 2)
     out: dict = {"rows": rows, "days": days, "generate_s": run.generate(rows, days, args.projects, 1, end)}
-    with run.connect() as conn:
-        # The proxy appends rows as requests happen, so its table is in time order; the generator
-        # writes its chunks in parallel. CLUSTER gives the generated table the proxy's layout.
-        conn.execute("set maintenance_work_mem = '1GB'")
-        conn.execute("cluster public.usage_logs using usage_logs_created_at_idx")
-        conn.execute("analyze public.usage_logs")
-        ranked = [r[0] for r in conn.execute(
-            "select project_id from public.usage_logs group by 1 order by count(*) desc, project_id")]
-        configure_reporting_zones(conn, ranked)
-        conn.execute(SUPABASE_LIKE)
+    ranked = prepare_generated(run)
+    # a copy of the generated rows, for the token classes' comparison at the end (the long history only)
+    plain = (Run(clone_database(server, run.env["PGDATABASE"], f"{run.env['PGDATABASE']}_plain"))
+             if rows == args.large else None)
     # The twin: a copy of the same rows, built and kept without the latency sketches (var
     # latency_sketches: false): what the percentiles add to the full build and to scheduled builds.
     log(f"{rows:,} rows: full build of a copy without latency sketches (the percentiles' baseline)")
@@ -553,6 +552,75 @@ def run_size(server, rows: int, days: int, args: argparse.Namespace) -> dict:
         out.update(dashboard(run.env, args.calls, ranked))
         out["table_mib"] = conn.execute("select pg_total_relation_size('public.usage_logs') / 2.0^20").fetchone()[0]
         out.update(sketch_storage(conn))
+    if plain is not None:
+        log(f"{rows:,} rows: token classes (the same rows generated with the class columns)")
+        out.update(token_classes(server, plain, rows, days, args, end))
+        drop_database(server, plain.env["PGDATABASE"])
+    return out
+
+
+def prepare_generated(run: Run) -> list:
+    """The generated table in the proxy's layout (time order), analysed, with reporting zones and
+    Supabase's roles; the projects, busiest first."""
+    with run.connect() as conn:
+        # The proxy appends rows as requests happen, so its table is in time order; the generator
+        # writes its chunks in parallel. CLUSTER gives the generated table the proxy's layout.
+        conn.execute("set maintenance_work_mem = '1GB'")
+        conn.execute("cluster public.usage_logs using usage_logs_created_at_idx")
+        conn.execute("analyze public.usage_logs")
+        ranked = [r[0] for r in conn.execute(
+            "select project_id from public.usage_logs group by 1 order by count(*) desc, project_id")]
+        configure_reporting_zones(conn, ranked)
+        conn.execute(SUPABASE_LIKE)
+    return ranked
+
+
+def token_classes(server, plain: Run, rows: int, days: int, args: argparse.Namespace, end: dt.datetime) -> dict:
+    """What the token classes cost (section 14): `plain` is a copy of the generated rows without the
+    class columns; the twin has the same rows with them (the generator's class draws come after all
+    the others). Both get a full build, then the same scheduled hours, each hour's cron command on
+    both in turned order, then the busiest project's dashboard, calls alternated."""
+    classes = Run(fresh_database(server, f"{plain.env['PGDATABASE']}_token_classes"))
+    classes.generate(rows, days, args.projects, 1, end, token_classes=True)
+    ranked = prepare_generated(classes)
+    out: dict = {}
+    log(f"{rows:,} rows: full builds with and without token classes")
+    for label, side in (("without", plain), ("with", classes)):
+        full = side.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test")
+        out[f"token_classes_full_build_{label}_model_s"] = full["model_s"]
+    per_hour = max(1, rows // (days * 24))
+    for side in (plain, classes):
+        with side.connect() as conn:
+            conn.execute(sql.SQL("vacuum (analyze) {}").format(
+                sql.SQL(", ").join(sql.Identifier("analytics", name) for name in MODELS)))
+        side.generate(per_hour, 1 / 24, args.projects, 99, end + dt.timedelta(hours=1), token_classes=side is classes)
+        side.cron_build()
+    samples: dict[str, list[float]] = {"without": [], "with": []}
+    for i in range(args.repeat):
+        hour_end = end + dt.timedelta(hours=i + 2)
+        plain.generate(per_hour, 1 / 24, args.projects, 100 + i, hour_end)
+        classes.generate(per_hour, 1 / 24, args.projects, 100 + i, hour_end, token_classes=True)
+        order = (("without", plain), ("with", classes)) if i % 2 == 0 else (("with", classes), ("without", plain))
+        for label, side in order:
+            samples[label].append(side.cron_build()["models_s"])
+    for label, values in samples.items():
+        out[f"token_classes_scheduled_{label}_models_s"] = statistics.median(values)
+    busiest = ranked[0]
+    call = "select * from public.get_dashboard_stats(%s, 30, 'UTC')"
+    users = {label: as_user(side.env, busiest) for label, side in (("without", plain), ("with", classes))}
+    latencies: dict[str, list[float]] = {"without": [], "with": []}
+    for conn in users.values():
+        conn.execute(call, (busiest,)).fetchall()  # warm
+    for _ in range(args.calls):
+        for label, conn in users.items():
+            started = time.perf_counter()
+            conn.execute(call, (busiest,)).fetchall()
+            latencies[label].append((time.perf_counter() - started) * 1000)
+    for label, conn in users.items():
+        conn.close()
+        out[f"token_classes_dashboard_{label}_p95_ms"] = percentile(latencies[label], 0.95)
+        out[f"token_classes_dashboard_{label}_p50_ms"] = percentile(latencies[label], 0.5)
+    drop_database(server, classes.env["PGDATABASE"])
     return out
 
 
@@ -735,6 +803,12 @@ def summarise(small: dict, large: dict, server) -> dict:
             large["full_build_int_usage_hourly_by_model_s"] / large["contract_grain_floor_full_s"],
         "incremental_vs_contract_grain_floor_10m":
             large["incremental_models_s"] / large["incremental_contract_grain_floor_s"],
+        "token_classes_full_build_overhead_10m":
+            large["token_classes_full_build_with_model_s"] / large["token_classes_full_build_without_model_s"],
+        "token_classes_scheduled_overhead_10m":
+            large["token_classes_scheduled_with_models_s"] / large["token_classes_scheduled_without_models_s"],
+        "token_classes_dashboard_p95_ratio_10m":
+            large["token_classes_dashboard_with_p95_ms"] / large["token_classes_dashboard_without_p95_ms"],
         "trigger_insert_slowdown": large["insert_plain_rows_per_s"] / large["insert_trigger_rows_per_s"],
         "peak_rss_runner_mib": self_rss,
         "peak_rss_dbt_mib": children_rss,
@@ -767,6 +841,8 @@ TARGETS = {
     "scheduled_build_wall_s_10m": ("<=", 15),
     "scheduled_build_30d_vs_3d": ("<=", 1.3),
     "backfill_vs_full_build": ("<=", 1.5),
+    "token_classes_full_build_overhead_10m": ("<=", 1.3),
+    "token_classes_scheduled_overhead_10m": ("<=", 1.15),
 }
 
 

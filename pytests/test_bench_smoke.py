@@ -44,6 +44,10 @@ REQUIRED = (
     "forecast_mape_trending",
     "forecast_mape_trending_naive",
     "forecast_mape_flat_vs_naive",
+    # token classes: the same rows with the class columns, against a copy without
+    "token_classes_full_build_overhead_10m",
+    "token_classes_scheduled_overhead_10m",
+    "token_classes_dashboard_p95_ratio_10m",
     # alerts at scale: every project's digest delivered by webhook and email
     "alerts_check_at_scale_s",
     "alerts_webhook_posts_at_scale",

@@ -222,10 +222,19 @@ def test_pricing_import_builds_the_committed_seed_from_the_real_snapshots(tmp_pa
 
     # nothing is ever deleted: every earlier period is still there (an open one may have been closed)
     def key(r):
-        return (r["provider"], r["model"], r["model_pattern"], r["valid_from"], r["service_tier"], r["above_input_tokens"])
+        return (
+            r["provider"],
+            r["model"],
+            r["model_pattern"],
+            r["valid_from"],
+            r["service_tier"],
+            r["above_input_tokens"],
+        )
 
-    history = [{**r, "service_tier": r["service_tier"] or "standard", "above_input_tokens": r["above_input_tokens"] or "0"}
-               for r in history]
+    history = [
+        {**r, "service_tier": r["service_tier"] or "standard", "above_input_tokens": r["above_input_tokens"] or "0"}
+        for r in history
+    ]
     for earlier in (history, after_first):
         final_by_key = {key(r): r for r in final}
         for row in earlier:

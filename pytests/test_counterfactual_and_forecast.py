@@ -27,7 +27,8 @@ def prices_in(db) -> list[Price]:
             r["valid_to"],
         )
         for r in db.query(
-            "select * from analytics.stg_pricing__model_prices where service_tier = 'standard' and above_input_tokens = 0"
+            "select * from analytics.stg_pricing__model_prices"
+            " where service_tier = 'standard' and above_input_tokens = 0"
         )
     ]
 
@@ -78,6 +79,7 @@ def built(make_db):
     db.dbt(
         "run",
         "--select",
+        "int_model_prices_resolved",  # the prices as the edited seed table now has them
         "model_cost_counterfactual_monthly",
         "--vars",
         f"{{start: '{month}', end: '{next_month}',"

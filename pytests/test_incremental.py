@@ -64,7 +64,12 @@ def test_late_rows_within_lookback_are_counted_once(db):
 DAILY_CONSUMERS = ("usage_aggregations_daily", "usage_by_model_daily")
 # the consumers of int_usage_hourly_by_model; usage_aggregations_daily reads usage_by_model_daily,
 # and the monthly marts read usage_aggregations_daily
-HOURLY_CONSUMERS = ("usage_by_model_daily", "usage_aggregations_hourly", "usage_aggregations_local_daily")
+HOURLY_CONSUMERS = (
+    "usage_by_model_daily",
+    "usage_aggregations_hourly",
+    "usage_aggregations_local_daily",
+    "int_usage_daily_by_tier_and_band",
+)
 MONTHLY_CONSUMERS = ("project_savings_monthly", "model_cost_counterfactual_monthly")
 
 
@@ -186,6 +191,7 @@ def test_buckets_replaced_while_a_mart_did_not_run_are_rebuilt_by_its_next_run(d
         "usage_by_model_daily": nothing,
         "usage_aggregations_hourly": nothing,
         "usage_aggregations_local_daily": nothing,
+        "int_usage_daily_by_tier_and_band": nothing,
     }
     # 4. ... and the next scheduled build, whose own lookback is hours, rebuilds that day too
     db.dbt("run")

@@ -35,10 +35,11 @@ pytestmark = pytest.mark.spark
 
 END = "2026-11-20T12:00:00+00:00"
 OUTPUTS = {
-    "int_usage_hourly_by_model": ("project_id", "hour_start", "provider", "model"),
+    "int_usage_hourly_by_model": ("project_id", "hour_start", "provider", "model", "service_tier", "prompt_band"),
     "usage_aggregations_hourly": ("project_id", "hour_start"),
     "usage_by_model_daily": ("project_id", "date", "provider", "model"),
     "usage_aggregations_daily": ("project_id", "date"),
+    "int_usage_daily_by_tier_and_band": ("project_id", "date", "service_tier", "prompt_band"),
     "project_savings_monthly": ("project_id", "month"),
     "model_cost_counterfactual_monthly": ("project_id", "month", "provider", "model"),
 }
@@ -100,7 +101,7 @@ def test_the_spark_build_passes_its_tests_and_equals_the_postgres_build_row_by_r
     assert "day(s) exported" in exported.stdout
     assert "ERROR=0" in build.stdout and "PASS=" in build.stdout, build.stdout[-3000:]
     assert "get_dashboard_stats is a Postgres function: skipped on spark" in build.stdout
-    assert "rows into 6 Postgres tables" in publish.stdout
+    assert "rows into 7 Postgres tables" in publish.stdout
     assert_all_equal(postgres, published, "the first build")
 
 

@@ -15,7 +15,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from conftest import REPO, SEED, GRAINS, assert_dashboard_matches, assert_tables_equal, insert_rows, table
+from conftest import GRAINS, REPO, SEED, assert_dashboard_matches, assert_tables_equal, insert_rows, table
 from reference import MICRO, ClassPrice, compute, exact, load_prices, service_tier
 
 SNAPSHOT = REPO / "pricing" / "snapshots" / "litellm-1.110.2-model-prices.json"
@@ -40,6 +40,7 @@ LITELLM_KEYS = {
     ("groq", "qwen/qwen3.8-27b"): "groq/qwen/qwen3.8-27b",  # no cache-read price: billed at input
 }
 EXTRA_CANDIDATE = "groq/qwen/qwen3.8-27b"
+COUNTERFACTUAL_VARS = f"{{counterfactual_models: [{EXTRA_CANDIDATE}]}}"
 TIER_SUFFIX = {"standard": "", "batch": "_batches", "flex": "_flex", "priority": "_priority"}
 BASE_KEY = {
     "input": "input_cost_per_token",
@@ -105,7 +106,9 @@ class SnapshotPrices:
         counts["output"] = (row["tokens_output"] or 0) - counts["reasoning"]
         prices = {cls: self.price(entry, cls, tier, above) for cls in BASE_KEY}
         priced = sum(counts[cls] * prices[cls] for cls in BASE_KEY) * MICRO
-        saved = sum(counts[cls] * (prices["input"] - prices[cls]) for cls in ("cache_read", "cache_write", "cache_write_1h"))
+        saved = sum(
+            counts[cls] * (prices["input"] - prices[cls]) for cls in ("cache_read", "cache_write", "cache_write_1h")
+        )
         return ClassPrice(priced=priced, prompt_cache_savings=saved * MICRO)
 
 
@@ -140,8 +143,17 @@ def class_rows(now: dt.datetime) -> list[dict]:
     add(1, "anthropic", "claude-sonnet-4-5", 120_000, 2_000, tokens_cache_read=100_000, tokens_cache_write=10_000)
     add(1, "anthropic", "claude-sonnet-4-5", 50_000, 800, tokens_cache_write_1h=40_000)
     add(1, "anthropic", "claude-sonnet-4-5", 30_000, 500, tokens_cache_read=20_000, service_tier="batch")
-    add(1, "anthropic", "claude-sonnet-4-5", 9_000, 100, tokens_cache_read=1_000, tokens_cache_write=1_000,
-        tokens_cache_write_1h=1_000, service_tier="Batch")  # batch has no 1-hour write price: its cache write
+    add(
+        1,
+        "anthropic",
+        "claude-sonnet-4-5",
+        9_000,
+        100,
+        tokens_cache_read=1_000,
+        tokens_cache_write=1_000,
+        tokens_cache_write_1h=1_000,
+        service_tier="Batch",
+    )  # batch has no 1-hour write price: its cache write
     # a write-heavy request: the prompt cache cost more than it saved (negative savings)
     add(2, "anthropic", "claude-sonnet-4-5", 60_000, 100, tokens_cache_write_1h=60_000)
     # gpt-5: cache reads in every tier, reasoning tokens, and tiers as a client may spell them
@@ -170,8 +182,16 @@ def class_rows(now: dt.datetime) -> list[dict]:
     add(7, "openai", "gpt-5", 1_000, 100, tokens_cache_read=900, tokens_cache_write=200)
     add(7, "openai", "gpt-5", 1_000, 100, tokens_reasoning=101)
     add(7, "anthropic", "claude-sonnet-4-5", 1_000, 100, tokens_cache_write_1h=-1)
-    add(7, "openai", "gpt-5", 2_000_000_000, 100, tokens_cache_read=2_000_000_000, tokens_cache_write=2_000_000_000,
-        tokens_cache_write_1h=2_000_000_000)  # overflows an integer sum: must be judged, not crash the build
+    add(
+        7,
+        "openai",
+        "gpt-5",
+        2_000_000_000,
+        100,
+        tokens_cache_read=2_000_000_000,
+        tokens_cache_write=2_000_000_000,
+        tokens_cache_write_1h=2_000_000_000,
+    )  # overflows an integer sum: must be judged, not crash the build
     return rows
 
 
@@ -207,8 +227,9 @@ def built(make_db):
     db.generate(rows=0, days=1, projects=1, seed=14)  # the proxy's table, as the generator creates it
     with db.connect() as conn:
         conn.execute(CLASS_COLUMNS_DDL)
-    insert_class_rows(db, class_rows(db.now()))
-    db.dbt("build", "--vars", f"{{counterfactual_models: [{EXTRA_CANDIDATE}]}}")
+    db.class_rows = rows = class_rows(db.now())
+    insert_class_rows(db, rows)
+    db.dbt("build", "--vars", COUNTERFACTUAL_VARS)
     raw = raw_class_rows(db)
     reference = compute(raw, load_prices(SEED), db.now(), class_prices=SnapshotPrices())
     return db, reference, raw
@@ -273,3 +294,85 @@ def test_the_counterfactual_prices_the_same_class_counts_at_each_candidates_own_
             assert got["actual_cost_usd"] == actual_cost, (project, provider, model)
     qwen = [r for k, r in actual.items() if k[1:] == tuple(EXTRA_CANDIDATE.split("/", 1))]
     assert qwen and all(r["priced_requests"] == r["total_requests"] for r in qwen)
+
+
+def test_stats_and_the_report_say_what_provider_prompt_caching_saved(built, tmp_path):
+    db, reference, _ = built
+    days = reference.local_dashboard(PROJECT, 7, "UTC", db.now())
+    saved = sum((d["prompt_cache_savings_usd"] or 0 for d in days), Decimal(0))
+    assert saved != 0
+    stats = db.cli("stats", str(PROJECT), "--days", "7").stdout
+    assert f"provider prompt caching saved ${saved:,.2f}" in stats
+    out = tmp_path / "report"
+    db.cli("report", str(PROJECT), "--days", "7", "--out", str(out))
+    page = (out / "report.html").read_text()
+    shown = re.search(
+        r'<tr data-figure="prompt_cache_savings"><th>([^<]*)</th><td class="this" data-value="([^"]*)"', page
+    )
+    assert shown and shown.group(1) == "Provider prompt caching saved" and Decimal(shown.group(2)) == saved
+
+
+@pytest.mark.spark
+def test_spark_builds_the_same_classes_through_export_and_publish(built, make_db, tmp_path_factory):
+    """The same rows exported to a local Spark, built there and published: every table equal."""
+    pytest.importorskip("pyspark", reason="the Spark extras are not installed: run `make setup-spark`")
+    from test_spark import OUTPUTS, spark_env
+
+    db, _, _ = built
+    published = make_db("wl_test_token_classes_spark")
+    published.generate(rows=0, days=1, projects=1, seed=14)
+    with published.connect() as conn:
+        conn.execute(CLASS_COLUMNS_DDL)
+    insert_class_rows(published, db.class_rows)
+    published.build_models()
+    with published.connect() as conn:  # the Postgres tables exist, empty: publish fills them
+        conn.execute("truncate " + ", ".join(f"analytics.{name}" for name in OUTPUTS))
+    env = spark_env(tmp_path_factory.mktemp("spark_classes"))
+    published.cli("spark", "export-logs", extra_env=env)
+    build = published.cli(
+        "dbt", "build", "--target", "spark", "--vars", COUNTERFACTUAL_VARS, extra_env=env, timeout=1200
+    )
+    assert "ERROR=0" in build.stdout, build.stdout[-3000:]
+    published.cli("spark", "publish", extra_env=env)
+    for name, keys in OUTPUTS.items():
+        assert_tables_equal(table(published, name, keys), table(db, name, keys), f"{name} on Spark")
+    hourly = table(published, "usage_aggregations_hourly", ("project_id", "hour_start"))
+    assert sum(r["tokens_cache_read"] for r in hourly.values()) > 0
+
+
+# The tables and their order, for the digest below.
+DIGESTED = {
+    "int_usage_hourly_by_model": "project_id, hour_start, provider, model",
+    "usage_aggregations_hourly": "project_id, hour_start",
+    "usage_aggregations_daily": "project_id, date",
+    "usage_by_model_daily": "project_id, date, provider, model",
+    "project_savings_monthly": "project_id, month",
+    "model_cost_counterfactual_monthly": "project_id, month, provider, model",
+    "usage_logs_rejected": "id",
+}
+DIGEST = REPO / "pytests" / "data" / "figures_without_token_classes.json"
+
+
+def test_a_usage_logs_without_the_class_columns_gives_exactly_the_figures_of_before(make_db):
+    """The digest of every output's columns, stored from a build of the same generated rows by the
+    release before token classes (commit fb2c74b): md5 of every row as text, in grain order."""
+    stored = json.loads(DIGEST.read_text())
+    db = make_db("wl_test_token_classes_absent")
+    db.cli(
+        "generate", "--rows", "30000", "--days", "3", "--projects", "5", "--seed", "41", "--messy",
+        "--end", "2026-11-20T12:00:00+00:00", "--allow-external",
+    )  # fmt: skip
+    db.dbt("build", "--exclude-resource-type", "unit_test")
+    with db.connect(timezone="UTC") as conn:  # timestamps as text in UTC, as the digest was taken
+        for name, order in DIGESTED.items():
+            columns = ", ".join(f'"{c}"' for c in stored[name]["columns"])
+            got = conn.execute(
+                f"select md5(coalesce(string_agg(r::text, E'\\n' order by {order}), '')), count(*)"
+                f" from (select {columns} from analytics.{name}) as r"
+            ).fetchone()
+            assert tuple(got.values()) == (stored[name]["md5"], stored[name]["rows"]), name
+    classes = db.query(
+        "select sum(tokens_cache_read) as cache_read, sum(prompt_cache_savings_usd) as saved"
+        " from analytics.usage_aggregations_daily"
+    )[0]
+    assert classes == {"cache_read": 0, "saved": 0}

@@ -8,7 +8,8 @@
     mean) when at least 14 days are known; a least-squares trend through the deseasonalised days
     when at least 7 are, kept only when it is more than 2 standard errors from 0 (else their mean);
     each remaining day of the month is forecast as trend x its weekday factor, never below 0. With fewer days, the run rate. The 80% interval is +-1.2816 residual standard
-    deviations x sqrt(days left). Savings are forecast the same way.
+    deviations x sqrt(days left). Savings, and what provider prompt caching saved, are forecast the
+    same way.
 #}
 {{
     config(
@@ -20,7 +21,7 @@
 
 {%- set history_days = var('forecast_history_days', 28) | int -%}
 {%- set as_of = var('forecast_as_of', none) -%}
-{%- set metrics = {'cost': 'total_cost_usd', 'savings': 'total_savings_usd'} -%}
+{%- set metrics = {'cost': 'total_cost_usd', 'savings': 'total_savings_usd', 'prompt_cache_savings': 'prompt_cache_savings_usd'} -%}
 
 with daily_usage as (
 
@@ -354,6 +355,8 @@ final as (
         forecast_cost_usd + cost_half_width as forecast_high_usd,
         month_to_date_savings_usd,
         forecast_savings_usd,
+        month_to_date_prompt_cache_savings_usd,
+        forecast_prompt_cache_savings_usd,
         case
             when known_days >= 14 then 'weekday_trend'
             when known_days >= 7 then 'linear_trend'

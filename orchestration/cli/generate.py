@@ -64,6 +64,8 @@ DRAWS = (
     "u_unpriced",
     "u_boundary",
     "u_spare",
+    "u_class",  # the token classes (--token-classes): drawn last, so the other columns stay as they were
+    "u_tier",
 )
 # A uniform draw in [0, 1) from (seed, row, draw number): a hash, not a random() call, so the
 # result does not depend on evaluation order or parallel workers.
@@ -78,6 +80,7 @@ class GenerateOptions:
     seed: int
     messy: bool
     end: dt.datetime  # exclusive, UTC
+    token_classes: bool = False  # fill the optional columns of contract section 14
 
 
 def default_end() -> dt.datetime:
@@ -217,12 +220,14 @@ clean as (
         u_messy,
         u_kind,
         u_oddity,
+        u_class,
+        u_tier,
         i
     from priced
 )
 insert into {table} (
     id, project_id, created_at, provider, model, tokens_input, tokens_output,
-    cost_usd, potential_cost_usd, cached, latency_ms, request_tags
+    cost_usd, potential_cost_usd, cached, latency_ms, request_tags{class_columns}
 )
 select
     id,
@@ -251,7 +256,7 @@ select
     case when messy_kind = 8 then null else cached end,
     case when messy_kind = 11 then -1 - floor(u_oddity * 50)::int
          when messy_kind = 12 then null else latency_ms end,
-    case when i %% 7 = 0 then 'tag:' || (i %% 13) end
+    case when i %% 7 = 0 then 'tag:' || (i %% 13) end{class_values}
 from (
     select
         clean.*,
@@ -265,6 +270,20 @@ from (
 INSERT_SQL = INSERT_CHUNK.replace(
     "{draws}", ",\n".join(f"        {UNIFORM.format(k=k)} as {name}" for k, name in enumerate(DRAWS, 1))
 )
+
+# The optional columns of contract section 14 (--token-classes): about 40% of requests read part of
+# their prompt from the provider's cache, 10% write to it (a fifth of those at the 1-hour rate), 15%
+# spend output on reasoning, and 11% name a service tier (one in eleven of those spelled loosely).
+CLASS_COLUMNS = {
+    "tokens_cache_read": "case when u_class < 0.4 then floor(tokens_input * (0.3 + 1.5 * u_class))::int"
+    " when u_class < 0.45 then null else 0 end",
+    "tokens_cache_write": "case when u_class >= 0.45 and u_class < 0.53 then floor(tokens_input * 0.4)::int end",
+    "tokens_cache_write_1h": "case when u_class >= 0.53 and u_class < 0.55 then floor(tokens_input * 0.5)::int end",
+    "tokens_reasoning": "case when u_tier < 0.15 then floor(tokens_output * 0.6)::int else 0 end",
+    "service_tier": "case when u_tier >= 0.97 then 'priority' when u_tier >= 0.92 then 'batch'"
+    " when u_tier >= 0.90 then 'flex' when u_tier >= 0.89 then ' Batch ' end",
+}
+CLASS_COLUMN_TYPES = {column: "text" if column == "service_tier" else "integer" for column in CLASS_COLUMNS}
 
 
 def generate(
@@ -290,12 +309,22 @@ def generate(
             "select to_regclass(%s) is not null", (f'"{settings.source_schema()}".usage_logs',)
         ).fetchone()[0]
         cur.execute(sql.SQL(CREATE_TABLE).format(table=table))
+        if options.token_classes:
+            for column, column_type in CLASS_COLUMN_TYPES.items():
+                cur.execute(
+                    sql.SQL("alter table {} add column if not exists {} {}").format(
+                        table, sql.Identifier(column), sql.SQL(column_type)
+                    )
+                )
         if existed and not _id_is_unique(cur):
             cur.execute(sql.SQL("alter table {} add primary key (id)").format(table))  # an interrupted first load
     # A new table is loaded first and keyed after (much faster); into an existing one, rows
     # whose id is already there are skipped, so the same command twice adds nothing.
     insert = sql.SQL(INSERT_SQL).format(
-        table=table, on_conflict=sql.SQL("on conflict (id) do nothing" if existed else "")
+        table=table,
+        on_conflict=sql.SQL("on conflict (id) do nothing" if existed else ""),
+        class_columns=sql.SQL("".join(f", {c}" for c in CLASS_COLUMNS) if options.token_classes else ""),
+        class_values=sql.SQL("".join(f",\n    {e}" for e in CLASS_COLUMNS.values()) if options.token_classes else ""),
     )
     params = {
         "seed": options.seed,

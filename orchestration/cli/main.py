@@ -59,7 +59,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
         )
     end = _parse_utc(args.end, "--end") if args.end else generate.default_end()
     options = generate.GenerateOptions(
-        rows=args.rows, days=args.days, projects=args.projects, seed=args.seed, messy=args.messy, end=end
+        rows=args.rows,
+        days=args.days,
+        projects=args.projects,
+        seed=args.seed,
+        messy=args.messy,
+        end=end,
+        token_classes=args.token_classes,
     )
     generate.validate(options)
     inserted = generate.generate(conn, options, progress=generate.print_progress)
@@ -328,6 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--projects", type=int, default=50)
     gen.add_argument("--seed", type=int, default=1)
     gen.add_argument("--messy", action="store_true", help="add every kind of bad row from the contract")
+    gen.add_argument(
+        "--token-classes",
+        action="store_true",
+        help="add and fill the optional token-class and service-tier columns (docs/pricing.md)",
+    )
     gen.add_argument("--end", help="UTC end of the span (default: now); fix it for reproducible rows")
     gen.add_argument("--allow-external", action="store_true", help="allow writing into a PG* database")
     gen.set_defaults(func=cmd_generate)

@@ -185,9 +185,7 @@ def write_seed(path: Path, rows: list[dict[str, str]]) -> None:
 
 
 def _sheet_of(rows: list[dict[str, str]]) -> PriceSheet:
-    return {
-        (r["service_tier"], int(r["above_input_tokens"])): {c: r[c] for c in PRICE_CLASSES if r[c]} for r in rows
-    }
+    return {(r["service_tier"], int(r["above_input_tokens"])): {c: r[c] for c in PRICE_CLASSES if r[c]} for r in rows}
 
 
 def _exact(sheet: PriceSheet) -> dict[tuple[str, int], dict[str, Decimal]]:

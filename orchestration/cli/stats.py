@@ -66,6 +66,7 @@ def summarise(rows: list[dict]) -> str:
     cost = sum((r["total_cost_usd"] or 0 for r in rows), Decimal(0))
     potential = sum((r["total_potential_cost_usd"] or 0 for r in rows), Decimal(0))
     savings = sum((r["total_savings_usd"] or 0 for r in rows), Decimal(0))
+    prompt_cache_savings = sum((r["prompt_cache_savings_usd"] or 0 for r in rows), Decimal(0))
     hit = f"{Decimal(100 * cached) / requests:.2f}%" if requests else "-"
     pct = f" ({Decimal(100) * savings / potential:.1f}% of potential)" if potential else ""
     models = Counter()
@@ -74,5 +75,6 @@ def summarise(rows: list[dict]) -> str:
     top = ", ".join(f"{labels.visible(m)} {n:,}" for m, n in models.most_common(5)) or "-"
     return (
         f"{len(rows)} days: {requests:,} requests, hit rate {hit}, cost {money(cost)}, "
-        f"saved {money(savings)}{pct}\ntop models: {top}"
+        f"saved {money(savings)}{pct}; provider prompt caching saved {money(prompt_cache_savings)}\n"
+        f"top models: {top}"
     )

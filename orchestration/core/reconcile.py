@@ -167,4 +167,13 @@ def rebuild_args(start: dt.date, end: dt.date) -> list[str]:
     if end <= start:
         raise UserError(f"the rebuild range is empty: start {start} must be before end {end}")
     range_vars = json.dumps({"start": start.isoformat(), "end": end.isoformat()})
-    return ["build", "--select", "int_usage_hourly_by_model+", "--vars", range_vars, *settings.PRODUCTION_DBT_ARGS]
+    # the resolved prices too: a price changed in the seed table reaches the rebuilt days
+    return [
+        "build",
+        "--select",
+        "int_model_prices_resolved+",
+        "int_usage_hourly_by_model+",
+        "--vars",
+        range_vars,
+        *settings.PRODUCTION_DBT_ARGS,
+    ]

@@ -94,6 +94,7 @@ class Totals:
     cost: Decimal | None = Decimal(0)  # None: every day's figure is unknown (unpriced traffic only)
     potential: Decimal | None = Decimal(0)
     savings: Decimal | None = Decimal(0)
+    prompt_cache_savings: Decimal | None = Decimal(0)  # the provider's prompt cache (section 14)
 
     @property
     def hit_rate(self) -> Decimal | None:
@@ -107,6 +108,7 @@ class Totals:
             cost=_known_sum(d["total_cost_usd"] for d in days),
             potential=_known_sum(d["total_potential_cost_usd"] for d in days),
             savings=_known_sum(d["total_savings_usd"] for d in days),
+            prompt_cache_savings=_known_sum(d["prompt_cache_savings_usd"] for d in days),
         )
 
 
@@ -400,6 +402,15 @@ def _figures(data: ReportData) -> list[dict]:
             money(p.savings),
             _change(t.savings, p.savings if had_traffic else None),
         ),
+        (
+            "prompt_cache_savings",
+            "Provider prompt caching saved",
+            t.prompt_cache_savings,
+            p.prompt_cache_savings,
+            money(t.prompt_cache_savings),
+            money(p.prompt_cache_savings),
+            _change(t.prompt_cache_savings, p.prompt_cache_savings if had_traffic else None),
+        ),
     ]
     names = ("key", "label", "value", "previous_value", "shown", "previous_shown", "change")
     return [dict(zip(names, row, strict=True)) for row in rows]
@@ -436,6 +447,7 @@ def plain_text(data: ReportData) -> str:
         f"Cost              {money(t.cost)} ({_change(t.cost, p.cost if p.requests else None)})",
         f"Without the cache {money(t.potential)}",
         f"Saved             {money(t.savings)} ({_change(t.savings, p.savings if p.requests else None)})",
+        f"Provider prompt caching saved {money(t.prompt_cache_savings)}",
     ]
     if data.forecast:
         lines.append(f"Forecast {data.forecast['month']:%Y-%m}: {money(data.forecast['forecast'])}")

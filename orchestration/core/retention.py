@@ -60,6 +60,7 @@ class Policy:
             (analytics, "usage_aggregations_hourly", "hour_start", self.hourly_days),
             (analytics, "usage_aggregations_daily", "date", self.daily_days),
             (analytics, "usage_by_model_daily", "date", self.daily_days),
+            (analytics, "int_usage_daily_by_tier_and_band", "date", self.daily_days),
             (analytics, "usage_aggregations_local_daily", "date", self.daily_days),
         ]
 

@@ -6,14 +6,19 @@ docs/production.md, "Upgrading", is the user's page. The steps, each safe to run
    deleted rows in batches, or the proxy's own) must never be rebuilt from what is left. A day is
    whole when no (project, hour) has fewer kept raw rows than int_usage_hourly_by_model counted;
    the raw watermark is set after the last day that is not.
-2. Recompute. One range rebuild (`dbt build --vars '{start, end}'`, unit tests excluded) from the
+2. Grains that grew. A unique index an earlier release declared and this one does not (the hourly
+   pass is now one row per service tier and prompt band too) is dropped before the rebuild, which
+   would otherwise write finer rows into the narrower index.
+3. Recompute. One range rebuild (`dbt build --vars '{start, end}'`, unit tests excluded) from the
    watermark to tomorrow: every bucket whose raw rows exist is computed again with this release's
    columns (latency sketches and percentiles, cached tokens), and the models an earlier release
    did not have are built. Buckets without raw rows keep what they have; a column an earlier
    release did not compute stays NULL there (see the docs for which).
-3. Contracts. Every column of every contract table gets the type, not-null and check constraints
+4. Contracts. Every column of every contract table gets the type, not-null and check constraints
    its contract declares, and every index the model's config declares, where they are missing.
-4. The schema version, recorded in analytics.watchllm_schema_version.
+   A bucket an earlier release aggregated and the rebuild could not recompute gets the values that
+   release implied for a column it did not have (IMPLIED_BY_EARLIER_RELEASES).
+5. The schema version, recorded in analytics.watchllm_schema_version.
 """
 
 from __future__ import annotations
@@ -54,6 +59,15 @@ where coalesce(raw_hours.requests, 0) < aggregated_hours.requests
       select date_trunc('day', min(created_at) at time zone 'UTC') at time zone 'UTC' from {logs}
   )
 """
+
+
+# Grain columns an earlier release did not have, and what it implied for them: it priced every
+# request at the standard tier below any prompt-size threshold. (The class counts of its buckets
+# stay NULL, unknown, where the rebuild could not recompute them.)
+IMPLIED_BY_EARLIER_RELEASES = {
+    ("int_usage_hourly_by_model", "service_tier"): "'standard'",
+    ("int_usage_hourly_by_model", "prompt_band"): "0",
+}
 
 
 @dataclass
@@ -173,6 +187,15 @@ def _apply_contract(conn, node: dict, report: UpgradeReport) -> None:
             report.added.append(f"{table}.{name} type {wanted}")
         for constraint in column.get("constraints", []):
             if constraint["type"] == "not_null" and not actual[name][1]:
+                if (table, name) in IMPLIED_BY_EARLIER_RELEASES:
+                    conn.execute(
+                        sql.SQL("update {} set {} = {} where {} is null").format(
+                            relation,
+                            sql.Identifier(name),
+                            sql.SQL(IMPLIED_BY_EARLIER_RELEASES[(table, name)]),
+                            sql.Identifier(name),
+                        )
+                    )
                 nulls = conn.execute(
                     sql.SQL("select count(*) from {} where {} is null").format(relation, sql.Identifier(name))
                 ).fetchone()[0]
@@ -193,16 +216,7 @@ def _apply_contract(conn, node: dict, report: UpgradeReport) -> None:
                     sql.SQL("alter table {} add check ({})").format(relation, sql.SQL(constraint["expression"]))
                 )
                 report.added.append(f"{table} check ({constraint['expression']})")
-    indexed = {
-        (tuple(columns), unique)
-        for columns, unique in conn.execute(
-            "select array_agg(a.attname order by k.ordinality), i.indisunique from pg_index as i"
-            " cross join lateral unnest(i.indkey::int2[]) with ordinality as k(attnum, ordinality)"
-            " join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = k.attnum"
-            " where i.indrelid = %s::regclass group by i.indexrelid, i.indisunique",
-            (f'"{schema}"."{table}"',),
-        )
-    }
+    indexed = set(_indexes(conn, schema, table))
     for index in node["config"].get("indexes") or []:
         key = (tuple(index["columns"]), bool(index.get("unique")))
         if key not in indexed:
@@ -212,6 +226,36 @@ def _apply_contract(conn, node: dict, report: UpgradeReport) -> None:
                 )
             )
             report.added.append(f"{table} {'unique ' if key[1] else ''}index ({', '.join(key[0])})")
+
+
+def _indexes(conn, schema: str, table: str) -> dict[tuple[tuple[str, ...], bool], str]:
+    """(columns, unique) -> index name, for every index of the table."""
+    return {
+        (tuple(columns), unique): name
+        for columns, unique, name in conn.execute(
+            "select array_agg(a.attname order by k.ordinality), i.indisunique, i.indexrelid::regclass::text"
+            " from pg_index as i"
+            " cross join lateral unnest(i.indkey::int2[]) with ordinality as k(attnum, ordinality)"
+            " join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = k.attnum"
+            " where i.indrelid = %s::regclass group by i.indexrelid, i.indisunique",
+            (f'"{schema}"."{table}"',),
+        )
+    }
+
+
+def _drop_superseded_unique_indexes(conn, manifest: dict, report: UpgradeReport) -> None:
+    """Unique indexes of the incremental models that their config no longer declares (a grain that grew)."""
+    for node in manifest["nodes"].values():
+        if node["resource_type"] != "model" or node["config"].get("materialized") in ("view", "sql_function"):
+            continue
+        schema, table = node["schema"], node["alias"]
+        if not node["config"].get("indexes") or not _exists(conn, schema, table):
+            continue
+        declared = {(tuple(index["columns"]), bool(index.get("unique"))) for index in node["config"]["indexes"]}
+        for key, name in _indexes(conn, schema, table).items():
+            if key[1] and key not in declared:
+                conn.execute(sql.SQL("drop index {}").format(sql.SQL(name)))
+                report.added.append(f"{table}: dropped unique index ({', '.join(key[0])}), no longer its grain")
 
 
 def _type_name(conn, data_type: str) -> str:
@@ -238,6 +282,10 @@ def upgrade(conn_info: database.Connection, log: Callable[[str], None] = print) 
             f"upgrading from {report.previous_version or 'a release before versions were recorded'} to {report.version}"
         )
         report.watermark_set, report.rebuilt_from = _set_raw_watermark(conn, log)
+    if run_dbt(conn_info, ["parse"]).returncode != 0:
+        raise UserError("dbt could not parse the project: see dbt's output above")
+    with database.connect(conn_info, autocommit=True) as conn, conn.transaction():
+        _drop_superseded_unique_indexes(conn, _manifest(), report)
     args = ["build", *settings.PRODUCTION_DBT_ARGS]
     if report.rebuilt_from is not None:
         end = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=2)

@@ -34,6 +34,14 @@ LOG_COLUMNS = (
     "cached",
     "latency_ms",
 )
+# The optional columns of section 14, exported when the Postgres usage_logs has them, with their Spark types.
+CLASS_COLUMNS = {
+    "tokens_cache_read": "bigint",
+    "tokens_cache_write": "bigint",
+    "tokens_cache_write_1h": "bigint",
+    "tokens_reasoning": "bigint",
+    "service_tier": "string",
+}
 MONEY_COLUMNS = ("cost_usd", "potential_cost_usd")
 # decimal(38,18): at most 20 digits before the point and 18 after it
 SPARK_MONEY_LIMIT = Decimal(10) ** 20
@@ -47,6 +55,7 @@ PUBLISHED = {
     "usage_aggregations_hourly": ("project_id", "hour_start"),
     "usage_by_model_daily": ("project_id", "date"),
     "usage_aggregations_daily": ("project_id", "date"),
+    "int_usage_daily_by_tier_and_band": ("project_id", "date"),
     "project_savings_monthly": ("project_id", "month"),
     "model_cost_counterfactual_monthly": ("project_id", "month"),
 }
@@ -56,6 +65,7 @@ PARTITION_COLUMNS = {
     "usage_aggregations_hourly": "partition_date",
     "usage_by_model_daily": "date",
     "usage_aggregations_daily": "date",
+    "int_usage_daily_by_tier_and_band": "date",
     "project_savings_monthly": "month",
     "model_cost_counterfactual_monthly": "month",
 }
@@ -96,13 +106,37 @@ def _fits(value: Decimal | None) -> bool:
         return value.is_finite() and abs(value) < SPARK_MONEY_LIMIT and value.quantize(SPARK_MONEY_STEP) == value
 
 
-def _day_as_arrow(pg, logs, where, params, log_day):
-    """One slice of usage_logs as an Arrow table with the Spark table's columns, through Postgres'
-    CSV COPY (text, so every numeric arrives as written; the money was checked to fit before)."""
+def _class_columns_in(pg, logs) -> list[str]:
+    """The columns of section 14 the Postgres usage_logs has."""
+    present = {
+        name
+        for (name,) in pg.execute(
+            "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped",
+            (logs.as_string(pg),),
+        )
+    }
+    return [column for column in CLASS_COLUMNS if column in present]
+
+
+def _add_class_columns(spark, table: str, wanted: list[str]) -> bool:
+    """Give the Spark table the class columns Postgres has; True when it had to (every day then
+    goes again: the days already there lack the new columns' values)."""
+    have = {field.name for field in spark.table(table).schema}
+    missing = [column for column in wanted if column not in have]
+    if missing:
+        spark.sql(f"alter table {table} add columns ({', '.join(f'{c} {CLASS_COLUMNS[c]}' for c in missing)})")
+    return bool(missing)
+
+
+def _day_as_arrow(pg, logs, where, params, log_day, class_columns: list[str], schema):
+    """One slice of usage_logs as an Arrow table with the Spark table's columns (`schema`), through
+    Postgres' CSV COPY (text, so every numeric arrives as written; the money was checked to fit
+    before). A class column the Spark table has and Postgres lacks is NULL."""
     import pyarrow as pa
     from pyarrow import csv as pa_csv
 
     money = pa.decimal128(38, 18)
+    class_types = {"bigint": pa.int64(), "string": pa.string()}
     types = {
         "id": pa.string(),
         "project_id": pa.string(),
@@ -115,6 +149,7 @@ def _day_as_arrow(pg, logs, where, params, log_day):
         "potential_cost_usd": money,
         "cached": pa.bool_(),
         "latency_ms": pa.int32(),
+        **{c: class_types[CLASS_COLUMNS[c]] for c in class_columns},
     }
     columns = sql.SQL(", ").join(
         sql.SQL("(extract(epoch from created_at) * 1000000)::bigint as created_at_us")
@@ -122,7 +157,7 @@ def _day_as_arrow(pg, logs, where, params, log_day):
         else sql.SQL("{}::text").format(sql.Identifier(c))
         if c in ("id", "project_id")
         else sql.Identifier(c)
-        for c in LOG_COLUMNS
+        for c in (*LOG_COLUMNS, *class_columns)
     )
     copy_sql = sql.SQL("copy (select {} from {} where {}) to stdout with (format csv)").format(columns, logs, where)
     buffer = bytearray()
@@ -143,9 +178,17 @@ def _day_as_arrow(pg, logs, where, params, log_day):
         ),
     )
     created_at = read.column("created_at_us").cast(pa.timestamp("us", tz="UTC"))
-    arrays = [created_at if c == "created_at" else read.column(c) for c in LOG_COLUMNS]
-    arrays.append(pa.array([log_day] * read.num_rows, type=pa.date32()))
-    return pa.Table.from_arrays(arrays, names=[*LOG_COLUMNS, "created_date"])
+    arrays = []
+    for field in schema:
+        if field.name == "created_at":
+            arrays.append(created_at)
+        elif field.name == "created_date":
+            arrays.append(pa.array([log_day] * read.num_rows, type=pa.date32()))
+        elif field.name in read.column_names:
+            arrays.append(read.column(field.name))
+        else:
+            arrays.append(pa.nulls(read.num_rows, type=class_types[CLASS_COLUMNS[field.name]]))
+    return pa.Table.from_arrays(arrays, names=[field.name for field in schema])
 
 
 def export_logs(pg, start: dt.date | None, end: dt.date | None, progress: Callable[[str], None] = print) -> list:
@@ -167,12 +210,16 @@ def export_logs(pg, start: dt.date | None, end: dt.date | None, progress: Callab
     if start or end:
         days = [(d, n) for d, n in days if d is not None]  # rows without created_at belong to no range
     done: list[DayExport] = []
+    class_columns = _class_columns_in(pg, logs)
     with session() as spark:
         table = create_usage_logs(spark)
+        widened = _add_class_columns(spark, table, class_columns)
         schema = spark.table(table).schema
         there = {
             row[0]: row[1] for row in spark.sql(f"select created_date, count(*) from {table} group by 1").collect()
         }
+        if widened:
+            there = {}
         for number, (log_day, count) in enumerate(days, start=1):
             if there.get(log_day) == count:
                 done.append(DayExport(log_day, count, "already there"))
@@ -198,7 +245,7 @@ def export_logs(pg, start: dt.date | None, end: dt.date | None, progress: Callab
                     progress(f"[{number}/{len(days)}] {log_day}: touched by retention, Spark keeps its copy")
                     continue
                 _check_money_fits(pg, logs, where, day_params)
-                rows = _day_as_arrow(pg, logs, where, day_params, log_day)
+                rows = _day_as_arrow(pg, logs, where, day_params, log_day, class_columns, schema)
             # In slices of EXPORT_SLICE_ROWS (a local relation travels in one task: a whole day of a
             # busy proxy would not fit the driver's heap), one file per slice (Arrow batches would
             # make dozens of small ones). The first slice overwrites the day's partition (dynamic
