@@ -20,10 +20,10 @@ def print_summary(cur, days: int = 30):
         sql.SQL(
             "select count(distinct project_id), coalesce(sum(total_requests), 0), coalesce(sum(cached_requests), 0),"
             " sum(total_cost_usd), sum(total_potential_cost_usd), sum(total_savings_usd),"
-            " coalesce(sum(unpriced_requests), 0), min(date), max(date) from {daily}"
+            " coalesce(sum(unpriced_requests), 0), min(date), max(date), sum(prompt_cache_savings_usd) from {daily}"
         ).format(**names)
     ).fetchone()
-    projects, requests, cached, cost, potential, savings, unpriced, first, last = totals
+    projects, requests, cached, cost, potential, savings, unpriced, first, last, prompt_cache_savings = totals
     raw = cur.execute(sql.SQL("select count(*) from {logs}").format(**names)).fetchone()[0]
     rejected = cur.execute(sql.SQL("select count(*) from {rejected}").format(**names)).fetchone()[0]
     hit = f"{100 * cached / requests:.2f}%" if requests else "-"
@@ -34,6 +34,7 @@ def print_summary(cur, days: int = 30):
     print(f"  cache hit rate      {hit}")
     print(f"  cost                {money(cost)}")
     print(f"  saved by the cache  {money(savings)} ({pct} of the {money(potential)} it would have cost)")
+    print(f"  provider prompt caching saved {money(prompt_cache_savings)}")
     print(f"  unpriced requests   {unpriced:,} (no price in seeds/model_pricing.csv)")
     busiest = cur.execute(
         sql.SQL("select project_id from {daily} group by project_id order by sum(total_requests) desc limit 1").format(
