@@ -668,10 +668,10 @@ def forecast_backtest(server, args: argparse.Namespace) -> dict:
     with run.connect() as conn:
         conn.execute("create schema if not exists analytics")
         conn.execute("create table analytics.usage_aggregations_daily (project_id uuid, date date,"
-                     " total_cost_usd numeric, total_savings_usd numeric)")
+                     " total_cost_usd numeric, total_savings_usd numeric, prompt_cache_savings_usd numeric)")
         with conn.cursor() as cur:
             rows = [(p, day, c) for p, (_, cost) in histories.items() for day, c in zip(days, cost, strict=True)]
-            cur.executemany("insert into analytics.usage_aggregations_daily values (%s, %s, %s, 0)", rows)
+            cur.executemany("insert into analytics.usage_aggregations_daily values (%s, %s, %s, 0, 0)", rows)
     actual = {
         p: sum(c for day, c in zip(days, cost, strict=True) if day >= month) for p, (_, cost) in histories.items()
     }

@@ -283,11 +283,12 @@ def test_the_forecast_method_equals_an_independent_computation(make_db):
         conn.execute("create schema analytics")
         conn.execute(
             "create table analytics.usage_aggregations_daily"
-            " (project_id uuid, date date, total_cost_usd numeric, total_savings_usd numeric)"
+            " (project_id uuid, date date, total_cost_usd numeric, total_savings_usd numeric,"
+            " prompt_cache_savings_usd numeric)"
         )
         with conn.cursor() as cur:
             cur.executemany(
-                "insert into analytics.usage_aggregations_daily values (%s, %s, %s, %s)",
+                "insert into analytics.usage_aggregations_daily values (%s, %s, %s, %s, 0)",
                 [(ids[name], d, c, 0) for name, h in histories.items() for d, c in h.items()],
             )
     db.dbt("run", "--select", "project_cost_forecast", "--vars", f"{{forecast_as_of: '{FORECAST_AS_OF}'}}")

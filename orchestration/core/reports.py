@@ -108,7 +108,7 @@ class Totals:
             cost=_known_sum(d["total_cost_usd"] for d in days),
             potential=_known_sum(d["total_potential_cost_usd"] for d in days),
             savings=_known_sum(d["total_savings_usd"] for d in days),
-            prompt_cache_savings=_known_sum(d["prompt_cache_savings_usd"] for d in days),
+            prompt_cache_savings=_known_sum(d.get("prompt_cache_savings_usd", 0) for d in days),
         )
 
 

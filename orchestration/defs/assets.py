@@ -81,7 +81,6 @@ BUCKETED = {
     "usage_aggregations_hourly": "hour_start",
     "usage_aggregations_daily": "date",
     "usage_by_model_daily": "date",
-    "int_usage_daily_by_tier_and_band": "date",
     "usage_aggregations_local_daily": "date",  # local dates: the range's UTC dates, a close enough count
 }
 
