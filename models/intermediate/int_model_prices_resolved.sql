@@ -10,7 +10,14 @@
     one) and the threshold itself for the side above it: a request whose tokens_input exceeds
     `threshold_input_tokens` is priced, all of it, by the row above.
 #}
-{{ config(materialized='table', meta={'read_by_every_tenant': true}) }}
+{#- indexed by what match_model_prices looks up: a join planned as a nested loop probes it per row -#}
+{{
+    config(
+        materialized='table',
+        meta={'read_by_every_tenant': true},
+        indexes=[{'columns': ['provider', 'model', 'service_tier', 'above_input_tokens']}],
+    )
+}}
 
 {#- each class and the classes it falls back to within one tier and side, nearest first -#}
 {%- set fallback_chains = {

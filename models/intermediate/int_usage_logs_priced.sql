@@ -11,12 +11,6 @@ with kept_requests as (
 
 ),
 
-model_prices as (
-
-    select * from {{ ref('int_model_prices_resolved') }}
-
-),
-
 requests_dated as (
 
     select
@@ -28,7 +22,7 @@ requests_dated as (
 
 price_matched as (
 
-    {{ match_model_prices('requests_dated', 'usage_date', 'model_prices') }}
+    {{ match_model_prices('requests_dated', 'usage_date', ref('int_model_prices_resolved')) }}
 
 ),
 
