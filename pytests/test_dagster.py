@@ -130,7 +130,11 @@ def test_one_hourly_and_one_daily_partition_write_the_right_numbers(db):
     assert result.success
     daily = table(db, "usage_aggregations_daily", ("project_id", "date"))
     assert_row_matches(daily[(project, hour.date())], reference.daily[(project, hour.date())], "daily partition")
-    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    metadata = next(
+        event.materialization.metadata
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == dg.AssetKey(["usage_aggregations_daily"])
+    )
     assert "partition_range" in metadata and "buckets_in_range" in metadata
 
 
