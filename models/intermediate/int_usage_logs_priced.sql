@@ -1,8 +1,12 @@
 {#
     Kept requests with their effective cost, potential cost and savings (docs/contract.md, section 4).
-    The price comes from macros/pricing/match_model_prices.sql; unknown stays NULL and marks the row
+    The price comes from macros/pricing/match_model_prices.sql, by token class, service tier and
+    prompt band where usage_logs has classes (section 14); unknown stays NULL and marks the row
     unpriced. int_usage_hourly_by_model applies the same rules to hourly sums instead of rows.
 #}
+
+{%- set has_token_classes = usage_logs_have_token_classes() %}
+{%- set model_prices = ref('int_model_prices_resolved') %}
 
 with kept_requests as (
 
@@ -16,13 +20,18 @@ requests_dated as (
     select
         *,
         {{ utc_date('created_at') }} as usage_date
+        {%- if has_token_classes %},
+        cast({{ prompt_band('tokens_input', model_prices) }} as bigint) as prompt_band
+        {%- endif %}
     from kept_requests
 
 ),
 
 price_matched as (
 
-    {{ match_model_prices('requests_dated', 'usage_date', ref('int_model_prices_resolved')) }}
+    {{ match_model_prices('requests_dated', 'usage_date', model_prices,
+        service_tier='service_tier' if has_token_classes else none,
+        prompt_band='prompt_band' if has_token_classes else none) }}
 
 ),
 
@@ -30,8 +39,7 @@ list_priced as (
 
     select
         *,
-        {{ usd_for_tokens('tokens_input', 'input_usd_per_1m') }}
-        + {{ usd_for_tokens('tokens_output', 'output_usd_per_1m') }} as list_price_usd
+        {{ list_price_of_tokens('', has_token_classes) }} as list_price_usd
     from price_matched
 
 ),
