@@ -376,3 +376,16 @@ def test_a_usage_logs_without_the_class_columns_gives_exactly_the_figures_of_bef
         " from analytics.usage_aggregations_daily"
     )[0]
     assert classes == {"cache_read": 0, "saved": 0}
+
+
+def test_reconcile_prices_each_request_by_class_like_the_aggregates(built):
+    """int_usage_logs_priced (reconcile's and backfill-potential-cost's row-level side) applies the
+    same class, tier and threshold prices as the hourly pass."""
+    db, _, _ = built
+    out = db.cli("reconcile", "--days", "7").stdout
+    assert "every closed day of the last 7 agrees with the raw rows" in out
+    classes = db.query(
+        "select count(*) as rows from analytics.int_usage_logs_priced as p"
+        " join public.usage_logs as l on l.id = p.request_id where l.tokens_cache_read > 0"
+    )[0]
+    assert classes["rows"] > 0
