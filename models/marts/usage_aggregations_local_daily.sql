@@ -154,7 +154,7 @@ final as (
         coalesce(added_up.tokens_cache_read, 0) as tokens_cache_read,
         coalesce(added_up.tokens_cache_write, 0) as tokens_cache_write,
         coalesce(added_up.tokens_reasoning, 0) as tokens_reasoning,
-        coalesce(added_up.prompt_cache_savings_usd, 0) as prompt_cache_savings_usd
+        added_up.prompt_cache_savings_usd
     from candidate_days as days
     left join days_missing_pieces as missing
         on days.project_id = missing.project_id and days.date = missing.date
