@@ -79,9 +79,21 @@ def spark_driver_memory() -> str:
     return _env("WATCHLLM_SPARK_DRIVER_MEMORY", "2g")
 
 
-def spark_method() -> str:
-    """How dbt's spark target connects: session (in-process), thrift or http."""
-    return _env("WATCHLLM_SPARK_METHOD", "session")
+def spark_postgres_jdbc_url() -> str | None:
+    """The Postgres a Spark cluster reads and writes over JDBC, as the cluster reaches it
+    (jdbc:postgresql://host:port/database, no password). Unset: the runner's own PGHOST, PGPORT and
+    PGDATABASE, when PGHOST is a TCP host."""
+    return os.environ.get("WATCHLLM_SPARK_POSTGRES_URL") or None
+
+
+def spark_postgres_user() -> str | None:
+    """The Postgres role the cluster's JDBC connections log in as (unset: the runner's own)."""
+    return os.environ.get("WATCHLLM_SPARK_POSTGRES_USER") or None
+
+
+def spark_postgres_password() -> str | None:
+    """That role's password (unset: the runner's own, PGPASSWORD). Pass it from a secret store."""
+    return os.environ.get("WATCHLLM_SPARK_POSTGRES_PASSWORD") or None
 
 
 def uses_external_database() -> bool:

@@ -256,11 +256,12 @@ lines as (
         project_id,
         known_days,
         {%- for metric in metrics %}
-        {{ metric }}_slope,
-        case when {{ metric }}_points > 0
+        -- as money (decimal(38,18) on Spark): a quotient's own type there keeps no integer digits
+        cast({{ metric }}_slope as {{ money_type() }}) as {{ metric }}_slope,
+        cast(case when {{ metric }}_points > 0
             then ({{ metric }}_level_sum - {{ metric }}_slope * {{ metric }}_index_sum) / {{ metric }}_points
             else 0
-        end as {{ metric }}_intercept{{ ',' if not loop.last }}
+        end as {{ money_type() }}) as {{ metric }}_intercept{{ ',' if not loop.last }}
         {%- endfor %}
     from significant_trends
 

@@ -186,9 +186,10 @@ def cmd_spark(args: argparse.Namespace) -> int:
     end = _parse_date(args.end, "--end") if args.end else None
     if start and end and start >= end:
         raise UserError("--start must be before --end (end is exclusive)")
-    with database.connect(database.resolve(), autocommit=True) as pg:
+    conn = database.resolve()
+    with database.connect(conn, autocommit=True) as pg:
         if args.spark_command == "export-logs":
-            days = transfer.export_logs(pg, start, end)
+            days = transfer.export_logs(pg, start, end, force=args.force)
             exported = [d for d in days if d.action == "exported"]
             touched = [d for d in days if d.action == "touched by retention"]
             print(
@@ -196,9 +197,11 @@ def cmd_spark(args: argparse.Namespace) -> int:
                 f"{len(days) - len(exported) - len(touched)} already in Spark"
                 + (f", {len(touched)} touched by retention (Spark keeps its copy)" if touched else "")
             )
-        else:
-            copied = transfer.publish(pg, start, end)
-            print(f"publish: {sum(copied.values()):,} rows into {len(copied)} Postgres tables, whole buckets replaced")
+            return 0
+        copied = transfer.publish(pg, start, end)
+    print(f"publish: {sum(copied.values()):,} rows into {len(copied)} Postgres tables, in one transaction")
+    transfer.refresh_postgres_only_outputs(conn)
+    print(f"publish: {' and '.join(transfer.POSTGRES_ONLY_OUTPUTS)} rebuilt on Postgres")
     return 0
 
 
@@ -378,12 +381,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("spark", help="move data between Postgres and the Spark target (docs/scaling-out.md)")
     sp_sub = sp.add_subparsers(dest="spark_command", required=True)
     for name, help_text in (
-        ("export-logs", "copy usage_logs into Spark, a UTC day at a time (days already there are skipped)"),
-        ("publish", "copy the Spark-built aggregates into the Postgres output tables (whole buckets replaced)"),
+        (
+            "export-logs",
+            "copy usage_logs into Spark, a UTC day at a time (a day whose rows, money and tokens match is skipped)",
+        ),
+        (
+            "publish",
+            "replace the range's buckets of every Postgres output table with the Spark build's, in one transaction",
+        ),
     ):
         command = sp_sub.add_parser(name, help=help_text)
         command.add_argument("--start", help="first UTC day, YYYY-MM-DD (default: the first there is)")
         command.add_argument("--end", help="UTC day after the last, YYYY-MM-DD (default: after the last there is)")
+        if name == "export-logs":
+            command.add_argument(
+                "--force", action="store_true", help="export every day of the range again, even one that matches"
+            )
         command.set_defaults(func=cmd_spark)
 
     rp = sub.add_parser("report", help="write a project's savings report (HTML with charts); --email sends it")

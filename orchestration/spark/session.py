@@ -1,4 +1,4 @@
-"""A local Spark session with exactly the settings of profiles.yml's `spark` target.
+"""A local Spark session with exactly the settings of profiles.yml's `spark` target (method `session`).
 
 dbt's `session` method runs Spark inside the dbt process with an embedded Derby metastore, which one
 process holds at a time: the commands here open their own session between dbt invocations, in
@@ -59,8 +59,6 @@ def session_settings() -> dict[str, str]:
 @contextlib.contextmanager
 def session() -> Iterator:
     """A local SparkSession with Hive support (dbt's metastore), run from the repo root, stopped after."""
-    if settings.spark_method() != "session":
-        raise UserError("the spark commands open a local session: unset WATCHLLM_SPARK_METHOD (or set it to session)")
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -81,10 +79,3 @@ def session() -> Iterator:
 
 def usage_logs_table() -> str:
     return f"{settings.source_schema()}.usage_logs"
-
-
-def create_usage_logs(spark) -> str:
-    table = usage_logs_table()
-    spark.sql(f"create database if not exists {settings.source_schema()}")
-    spark.sql(USAGE_LOGS_DDL.format(table=table))
-    return table

@@ -155,6 +155,7 @@ where budgets.monthly_budget_usd is not null
 order by budgets.project_id
 """
 
+
 def evaluate(cur, as_of: dt.datetime | None = None) -> Evaluation:
     """Every rule's conditions as of `as_of` (default now), read from the built aggregates only."""
     _require_marts(cur)
