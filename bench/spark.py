@@ -8,7 +8,9 @@ generated logs are built:
   and on local[2] (whole processes, Spark's start-up included; the aggregates are dropped between
   the two), and the scheduled run after the new hour (the new hour's day exported, then the
   incremental build: it overwrites only the partitions of its window);
-- `spark publish` of everything into Postgres.
+- `spark publish` of everything into Postgres, then `export-logs --force` (every day again);
+- the same export and publish through a Thrift server on the same warehouse (over JDBC), with the
+  peak memory of the client process beside the local session's.
 Figures are seconds of wall time and ratios within the run. Writes bench/results/spark.json and .md.
 Local Spark on 2 cores is not expected to beat Postgres: the point is how its time scales with cores.
 """
@@ -46,15 +48,23 @@ BUILD = ["build", "--quiet", "--exclude", "resource_type:test", "resource_type:u
 
 
 def timed(args: list[str], env: dict) -> float:
+    return measured(args, env)[0]
+
+
+def measured(args: list[str], env: dict) -> tuple[float, float]:
+    """Seconds of wall time and the peak memory (MB of resident set) of one whole CLI process."""
     started = time.perf_counter()
-    subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, "-m", "orchestration.cli", *args],
         cwd=settings.PROJECT_DIR,
         env={**os.environ, **env},
-        check=True,
         stdout=subprocess.DEVNULL,
     )
-    return time.perf_counter() - started
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise subprocess.CalledProcessError(process.returncode, args)
+    return time.perf_counter() - started, usage.ru_maxrss / 1024
 
 
 def run_size(server, rows: int, days: int, projects: int) -> dict:
@@ -88,10 +98,41 @@ def run_size(server, rows: int, days: int, projects: int) -> dict:
     log("Spark local[2]: scheduled (incremental) build")
     out["spark_incremental_build_local2_s"] = timed(["dbt", *BUILD, "--target", "spark"], spark_env)
     log("publish into Postgres")
-    out["spark_publish_s"] = timed(["spark", "publish"], spark_env)
+    out["spark_publish_s"], out["spark_publish_client_peak_mb"] = measured(["spark", "publish"], spark_env)
+    out["spark_export_all_client_peak_mb"] = measured(["spark", "export-logs", "--force"], spark_env)[1]
+    out.update(through_thrift_server(server, env, spark_dir))
     out["spark_full_build_vs_postgres"] = out["spark_full_build_local2_s"] / out["postgres_full_build_s"]
     out["spark_local1_vs_local2"] = out["spark_full_build_local1_s"] / out["spark_full_build_local2_s"]
     out["spark_incremental_vs_full"] = out["spark_incremental_build_local2_s"] / out["spark_full_build_local2_s"]
+    return out
+
+
+def through_thrift_server(server, env: dict, spark_dir: Path) -> dict:
+    """export-logs (every day again) and publish through a Thrift server on the same warehouse and
+    metastore (pytests/spark_cluster.py): the rows move between Spark and Postgres over JDBC, never
+    through the client, whose peak memory is measured beside the local session's."""
+    sys.path.insert(0, str(settings.PROJECT_DIR / "pytests"))
+    import spark_cluster
+
+    out: dict = {}
+    socket_path = f"{server.env['PGHOST']}/.s.PGSQL.{server.env['PGPORT']}"
+    with (
+        spark_cluster.tcp_port_for_unix_socket(socket_path) as postgres_port,
+        spark_cluster.thrift_server(spark_dir, cores=2, memory="2g") as thrift_port,
+    ):
+        thrift_env = {
+            **env,
+            "WATCHLLM_SPARK_METHOD": "thrift",
+            "WATCHLLM_SPARK_HOST": "127.0.0.1",
+            "WATCHLLM_SPARK_PORT": str(thrift_port),
+            "WATCHLLM_SPARK_POSTGRES_URL": f"jdbc:postgresql://127.0.0.1:{postgres_port}/{env['PGDATABASE']}",
+        }
+        log("Thrift server: export-logs of every day (JDBC)")
+        out["thrift_export_all_s"], out["thrift_export_all_client_peak_mb"] = measured(
+            ["spark", "export-logs", "--force"], thrift_env
+        )
+        log("Thrift server: publish (JDBC)")
+        out["thrift_publish_s"], out["thrift_publish_client_peak_mb"] = measured(["spark", "publish"], thrift_env)
     return out
 
 

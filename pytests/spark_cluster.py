@@ -122,7 +122,9 @@ def thrift_server(work_dir: Path, cores: int = 2, memory: str = "2g", java_optio
                 break
             if server.poll() is not None or time.monotonic() > deadline:
                 log.flush()
-                raise RuntimeError(f"the Thrift server did not start: {(work_dir / 'thrift-server.log').read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"the Thrift server did not start: {(work_dir / 'thrift-server.log').read_text()[-3000:]}"
+                )
             time.sleep(1)
         yield port
     finally:

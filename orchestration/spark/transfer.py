@@ -642,9 +642,13 @@ def _mark_pending_rebuilds(pg, schema: str, first: dt.datetime) -> None:
 def refresh_postgres_only_outputs(conn) -> None:
     """Rebuild usage_aggregations_local_daily (from its pending mark) and project_cost_forecast on
     Postgres, from the published tables."""
+    from orchestration.core import database
     from orchestration.core.dbt_runner import run_dbt
 
-    result = run_dbt(conn, ["run", "--select", *POSTGRES_ONLY_OUTPUTS], capture=True)
+    # one refresh at a time: two publishes that finish together would both replace the forecast table
+    with database.connect(conn, autocommit=True) as lock:
+        lock.execute("select pg_advisory_lock(hashtext('watchllm_analytics.publish.refresh'))")
+        result = run_dbt(conn, ["run", "--select", *POSTGRES_ONLY_OUTPUTS], capture=True)
     if result.returncode != 0:
         raise UserError(
             "published, but rebuilding the Postgres-only outputs failed (they are marked, and the next "
