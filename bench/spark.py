@@ -72,8 +72,23 @@ def run_size(server, rows: int, days: int, projects: int) -> dict:
     env = {**fresh_database(server, name), "DBT_TARGET_PATH": str(BENCH_DIR / ".dbt" / "spark-target")}
     end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=2)
     log(f"{rows:,} rows over {days} days: generating")
-    timed(["generate", "--rows", str(rows), "--days", str(days), "--projects", str(projects), "--seed", "1",
-           "--end", end.isoformat(), "--allow-external"], env)
+    timed(
+        [
+            "generate",
+            "--rows",
+            str(rows),
+            "--days",
+            str(days),
+            "--projects",
+            str(projects),
+            "--seed",
+            "1",
+            "--end",
+            end.isoformat(),
+            "--allow-external",
+        ],
+        env,
+    )
     out: dict = {"rows": rows, "days": days}
     log("Postgres: full build")
     out["postgres_full_build_s"] = timed(["dbt", *BUILD], env)
@@ -90,8 +105,23 @@ def run_size(server, rows: int, days: int, projects: int) -> dict:
         out[f"spark_full_build_local{cores}_s"] = timed(["dbt", *BUILD, "--target", "spark"], spark_env)
     log("one more hour of traffic")
     new_hour = end + dt.timedelta(hours=1)
-    timed(["generate", "--rows", str(max(1, rows // (days * 24))), "--days", str(1 / 24), "--projects", str(projects),
-           "--seed", "2", "--end", new_hour.isoformat(), "--allow-external"], env)
+    timed(
+        [
+            "generate",
+            "--rows",
+            str(max(1, rows // (days * 24))),
+            "--days",
+            str(1 / 24),
+            "--projects",
+            str(projects),
+            "--seed",
+            "2",
+            "--end",
+            new_hour.isoformat(),
+            "--allow-external",
+        ],
+        env,
+    )
     out["postgres_incremental_s"] = timed(["dbt", *BUILD], env)
     first_new_day = (new_hour - dt.timedelta(hours=1)).date().isoformat()
     out["spark_incremental_export_s"] = timed(["spark", "export-logs", "--start", first_new_day], spark_env)
@@ -143,14 +173,21 @@ def drop_spark_aggregates(spark_env: dict) -> None:
         "with session() as spark:\n"
         "    spark.sql('drop database if exists analytics cascade')\n"
     )
-    subprocess.run([sys.executable, "-c", program], cwd=settings.PROJECT_DIR, env={**os.environ, **spark_env},
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=settings.PROJECT_DIR,
+        env={**os.environ, **spark_env},
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def markdown(results: list[dict]) -> str:
     keys = [k for k in results[0] if k not in ("rows", "days")]
-    lines = ["| figure | " + " | ".join(f"{r['rows']:,} rows, {r['days']} days" for r in results) + " |",
-             "|---|" + "---:|" * len(results)]
+    lines = [
+        "| figure | " + " | ".join(f"{r['rows']:,} rows, {r['days']} days" for r in results) + " |",
+        "|---|" + "---:|" * len(results),
+    ]
     lines += [f"| {k} | " + " | ".join(f"{r[k]:,.2f}" for r in results) + " |" for k in keys]
     return "\n".join(lines) + "\n"
 
@@ -162,8 +199,10 @@ def main() -> int:
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     server = database.start_embedded()
-    results = [run_size(server, int(rows), int(days), args.projects)
-               for rows, days in (part.split(":") for part in args.sizes.split(","))]
+    results = [
+        run_size(server, int(rows), int(days), args.projects)
+        for rows, days in (part.split(":") for part in args.sizes.split(","))
+    ]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     summary = {"machine": {"cores": os.cpu_count(), "platform": platform.platform()}, "sizes": results}

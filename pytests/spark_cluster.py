@@ -111,20 +111,18 @@ def thrift_server(work_dir: Path, cores: int = 2, memory: str = "2g", java_optio
         "hive.server2.thrift.bind.host=127.0.0.1",
         "spark-internal",
     ]
-    log = open(work_dir / "thrift-server.log", "w")
     env = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": "127.0.0.1"}
     env.pop("JAVA_TOOL_OPTIONS", None)
-    server = subprocess.Popen(command, cwd=work_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log_path = work_dir / "thrift-server.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(command, cwd=work_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 180
         while True:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
                 break
             if server.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                raise RuntimeError(
-                    f"the Thrift server did not start: {(work_dir / 'thrift-server.log').read_text()[-3000:]}"
-                )
+                raise RuntimeError(f"the Thrift server did not start: {log_path.read_text()[-3000:]}")
             time.sleep(1)
         yield port
     finally:
@@ -134,7 +132,6 @@ def thrift_server(work_dir: Path, cores: int = 2, memory: str = "2g", java_optio
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-        log.close()
 
 
 def available() -> str | None:

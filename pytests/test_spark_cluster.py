@@ -275,6 +275,25 @@ def test_two_publishes_at_once_never_double_count(cluster):
     assert_equal_to_the_postgres_build(postgres, published, "two publishes at once")
 
 
+def test_dagster_publishes_a_partition_in_the_dbt_pool_and_rebuilds_the_postgres_only_outputs(cluster, monkeypatch):
+    import dagster as dg
+
+    from orchestration.defs.spark import spark_published_aggregates
+    from orchestration.settings import DBT_POOL
+
+    postgres, published, env, *_ = cluster
+    assert spark_published_aggregates.op.pool == DBT_POOL  # never beside a build or another publish
+    for name, value in {**published.env, **env}.items():
+        monkeypatch.setenv(name, value)
+    with published.connect() as conn:  # what the partition's publish must put back
+        conn.execute(
+            "delete from analytics.usage_aggregations_daily where date = %s", ((END - dt.timedelta(days=1)).date(),)
+        )
+    result = dg.materialize([spark_published_aggregates], partition_key=str((END - dt.timedelta(days=1)).date()))
+    assert result.success
+    assert_equal_to_the_postgres_build(postgres, published, "a Dagster partition published")
+
+
 def test_a_bucket_gone_from_spark_within_the_range_is_gone_from_postgres(cluster):
     _, published, env, busiest, *_ = cluster
     day = (END - dt.timedelta(days=2)).date()

@@ -246,6 +246,15 @@ def _spark_expression(name: str, spark_type: str, have: set[str]) -> str:
 def _export_day_over_jdbc(pg, spark, table, logs, log_day, class_columns, spark_columns) -> None:
     """One day into its Spark partition, read by the cluster straight from Postgres."""
     select, where, params = _export_select(log_day, class_columns)
+    bounds = retention.watermarks_relation()
+    if log_day is not None and pg.execute("select to_regclass(%s) is not null", (bounds.as_string(pg),)).fetchone()[0]:
+        # The cluster reads in a snapshot of its own. Retention deletes a day and moves the watermark
+        # in one transaction, so this sees the day whole, or no rows at all once retention has
+        # touched it: then nothing is overwritten and Spark keeps its copy.
+        where = sql.SQL(
+            "{} and not exists (select 1 from {} where table_name = 'usage_logs' and retained_from >= %s)"
+        ).format(where, bounds)
+        params = [*params, params[1]]
     query = sql.SQL("(select {} from {} where {}) as day_rows").format(select, logs, where)
     dbtable = psycopg.ClientCursor(pg).mogrify(query, params)
     view = f"watchllm_export_{uuid.uuid4().hex[:12]}"
