@@ -59,7 +59,7 @@ test: setup-spark
 test-postgres: setup
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not spark"
 
-## setup-spark: the Spark extras in the same .venv (dbt-spark with a local pyspark) and Java 17
+## setup-spark: the Spark extras in the same .venv (dbt-spark with a local pyspark and PyHive for a Thrift server) and Java 17
 ## with the Postgres JDBC driver (Debian's openjdk-17-jre-headless and libpostgresql-jdbc-java, installed when missing and root)
 $(VENV)/.installed-spark: $(VENV)/.installed
 	@scripts/system-packages.sh java=openjdk-17-jre-headless /usr/share/java/postgresql.jar=libpostgresql-jdbc-java
@@ -67,8 +67,8 @@ $(VENV)/.installed-spark: $(VENV)/.installed
 	touch $@
 setup-spark: setup $(VENV)/.installed-spark
 
-## test-spark: only the Spark target: the same project built on a local Spark and compared with the
-## Postgres build (~14 min)
+## test-spark: only the Spark target: the same project built on a local Spark and through a Thrift
+## server, compared with the Postgres build (~18 min)
 test-spark: setup-spark
 	WATCHLLM_SPARK_TESTS=required $(BIN)/python -m pytest -m spark
 
@@ -84,8 +84,8 @@ docs: setup
 bench: setup
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-## bench-spark: the same 1M- and 10M-row histories built on Postgres and on a local Spark (local[1] and local[2]); writes
-## bench/results/spark.*
+## bench-spark: the same 1M- and 10M-row histories built on Postgres and on a local Spark (local[1] and local[2]),
+## export and publish through a Thrift server beside the local session; writes bench/results/spark.*
 bench-spark: setup-spark
 	$(BIN)/python bench/spark.py $(BENCH_SPARK_ARGS)
 

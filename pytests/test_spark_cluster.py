@@ -42,6 +42,7 @@ pytestmark = pytest.mark.spark
 
 END = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)  # the data runs up to this hour
 KATHMANDU = "Asia/Kathmandu"
+WRITER = "wl_test_spark_writer"  # the Postgres role the cluster's JDBC connections use
 OUTPUTS = {
     "int_usage_hourly_by_model": ("project_id", "hour_start", "provider", "model", "service_tier", "prompt_band"),
     "usage_aggregations_hourly": ("project_id", "hour_start"),
@@ -78,6 +79,14 @@ def cluster(make_db, tmp_path_factory):
     )
     with published.connect() as conn:  # the Postgres tables exist, empty: publish must fill them
         conn.execute("truncate " + ", ".join(f"analytics.{name}" for name in OUTPUTS))
+    # the cluster logs in as a role of its own with only what docs/scaling-out.md asks for
+    with published.connect() as conn:
+        if not conn.execute("select 1 from pg_roles where rolname = %s", (WRITER,)).fetchone():
+            conn.execute(f"create role {WRITER} login")
+        conn.execute(f"grant usage on schema public to {WRITER}")
+        conn.execute(f"grant select on public.usage_logs to {WRITER}")
+        conn.execute(f"grant usage on schema analytics to {WRITER}")
+        conn.execute(f"grant select on analytics.watchllm_table_bounds to {WRITER}")
     socket_path = f"{published.env['PGHOST']}/.s.PGSQL.{published.env['PGPORT']}"
     with (
         spark_cluster.tcp_port_for_unix_socket(socket_path) as postgres_port,
@@ -88,6 +97,7 @@ def cluster(make_db, tmp_path_factory):
             "WATCHLLM_SPARK_HOST": "127.0.0.1",
             "WATCHLLM_SPARK_PORT": str(thrift_port),
             "WATCHLLM_SPARK_POSTGRES_URL": f"jdbc:postgresql://127.0.0.1:{postgres_port}/{published.env['PGDATABASE']}",
+            "WATCHLLM_SPARK_POSTGRES_USER": WRITER,
             "DBT_TARGET_PATH": str(REPO / "target" / f"pytest-cluster-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"),
         }
         exported = published.cli("spark", "export-logs", extra_env=env)
@@ -153,12 +163,13 @@ def test_export_logs_skips_matching_days_and_re_exports_a_day_edited_in_place(cl
     postgres, published, env, *_ = cluster
     again = published.cli("spark", "export-logs", extra_env=env)
     assert "export-logs: 0 day(s) exported" in again.stdout, again.stdout
-    # an edit in place keeps the day's row count: backfill-potential-cost style, money only
+    # an edit in place keeps the day's row count: money only, on kept rows priced as recorded, so
+    # that the aggregates change too (the publish tests below rely on it)
     day = (END - dt.timedelta(days=1)).date()
     edit = (
-        "update public.usage_logs set potential_cost_usd = potential_cost_usd + 0.000000000000000001"
-        " where id in (select id from public.usage_logs where potential_cost_usd is not null"
-        " and created_at >= %s and created_at < %s order by id limit 3)"
+        "update public.usage_logs set cost_usd = cost_usd + 0.000000000000000001"
+        " where id in (select request_id from analytics.int_usage_logs_classified where is_recorded_priced"
+        " and created_at >= %s and created_at < %s order by request_id limit 3)"
     )
     bounds = (
         dt.datetime.combine(day, dt.time(), dt.UTC),

@@ -579,6 +579,15 @@ def publish(pg, start: dt.date | None, end: dt.date | None, progress: Callable[[
                         staging, sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in types)
                     )
                 )
+                writer = settings.spark_postgres_user()
+                if writer and writer != pg.info.user and not spark.is_local:
+                    # the cluster's own role writes the rows (Spark reads the columns first): this run's table only
+                    pg.execute(
+                        sql.SQL("grant usage on schema {} to {}").format(
+                            sql.Identifier(staging_schema()), sql.Identifier(writer)
+                        )
+                    )
+                    pg.execute(sql.SQL("grant select, insert on {} to {}").format(staging, sql.Identifier(writer)))
                 low, high = _bucket_range(bucket, first, end)
                 partition = PARTITION_COLUMNS[table]
                 part_low = low.date() if isinstance(low, dt.datetime) else low
