@@ -279,6 +279,16 @@ def load_price_seed(db: Db, path) -> None:
 
 
 # Every contract table: its grain, and the attribute of reference.Reference that holds its rows.
+# The tables `spark publish` replaces in Postgres, with the columns that name one row.
+SPARK_PUBLISHED_KEYS = {
+    "int_usage_hourly_by_model": ("project_id", "hour_start", "provider", "model", "service_tier", "prompt_band"),
+    "usage_aggregations_hourly": ("project_id", "hour_start"),
+    "usage_by_model_daily": ("project_id", "date", "provider", "model"),
+    "usage_aggregations_daily": ("project_id", "date"),
+    "int_usage_daily_by_tier_and_band": ("project_id", "date", "service_tier", "prompt_band"),
+    "project_savings_monthly": ("project_id", "month"),
+    "model_cost_counterfactual_monthly": ("project_id", "month", "provider", "model"),
+}
 GRAINS = {
     "usage_aggregations_hourly": (("project_id", "hour_start"), "hourly"),
     "usage_aggregations_daily": (("project_id", "date"), "daily"),

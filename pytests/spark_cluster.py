@@ -15,19 +15,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-JDBC_DRIVER = Path("/usr/share/java/postgresql.jar")  # Debian's libpostgresql-jdbc-java (make setup-spark)
+from orchestration.spark.session import session_settings
 
-# What profiles.yml's spark target sets, as the server's own defaults (server_side_parameters reach
-# only dbt's sessions; the server's are everyone's).
-SERVER_SETTINGS = {
-    "spark.sql.session.timeZone": "UTC",
-    "spark.sql.ansi.enabled": "true",
-    "spark.sql.decimalOperations.allowPrecisionLoss": "false",
-    "spark.sql.sources.partitionOverwriteMode": "dynamic",
-    "spark.sql.mapKeyDedupPolicy": "LAST_WIN",
-    "spark.sql.shuffle.partitions": "4",
-    "spark.ui.enabled": "false",
-}
+JDBC_DRIVER = Path("/usr/share/java/postgresql.jar")  # Debian's libpostgresql-jdbc-java (make setup-spark)
 
 
 def free_port() -> int:
@@ -87,7 +77,9 @@ def thrift_server(work_dir: Path, cores: int = 2, memory: str = "2g", java_optio
     port = free_port()
     work_dir.mkdir(parents=True, exist_ok=True)
     settings = {
-        **SERVER_SETTINGS,
+        # the SQL settings of profiles.yml's spark target as the server's own defaults
+        # (server_side_parameters reach only dbt's sessions; the server's are everyone's)
+        **{name: value for name, value in session_settings().items() if name.startswith(("spark.sql.", "spark.ui."))},
         "spark.sql.warehouse.dir": str(work_dir / "warehouse"),
         # the JDBC driver on the JVM's own classpath, as Spark's JDBC guide asks: through `spark.jars`
         # alone, the driver's batched inserts failed to load their classes

@@ -18,6 +18,7 @@ from conftest import (
     GRAINS,
     REPO,
     SEED,
+    SPARK_PUBLISHED_KEYS,
     assert_tables_equal,
     insert_rows,
     load_price_seed,
@@ -34,15 +35,7 @@ pytest.importorskip("pyspark", reason="the Spark extras are not installed: run `
 pytestmark = pytest.mark.spark
 
 END = "2026-11-20T12:00:00+00:00"
-OUTPUTS = {
-    "int_usage_hourly_by_model": ("project_id", "hour_start", "provider", "model", "service_tier", "prompt_band"),
-    "usage_aggregations_hourly": ("project_id", "hour_start"),
-    "usage_by_model_daily": ("project_id", "date", "provider", "model"),
-    "usage_aggregations_daily": ("project_id", "date"),
-    "int_usage_daily_by_tier_and_band": ("project_id", "date", "service_tier", "prompt_band"),
-    "project_savings_monthly": ("project_id", "month"),
-    "model_cost_counterfactual_monthly": ("project_id", "month", "provider", "model"),
-}
+OUTPUTS = SPARK_PUBLISHED_KEYS
 
 
 # Every Spark process here is a short local JVM on a few thousand rows: C1 only and the serial
