@@ -202,9 +202,14 @@ def _postgres_days(pg, logs, bounds, params, summed: list[str]) -> dict:
     return {row[0]: tuple(as_decimal(v) for v in row[1:]) for row in pg.execute(query, params)}
 
 
-def _spark_days(spark: SparkSQL, table: str, summed: list[str]) -> dict:
+def _spark_days(spark: SparkSQL, table: str, summed: list[str], start, end) -> dict:
+    """The same per day on Spark, reading only the range's partitions (an export of the new day
+    must not read all of history)."""
     sums = "".join(f", sum({c})" for c in summed)
-    rows = spark.sql(f"select created_date, count(*){sums} from {table} group by created_date")
+    bounds = "".join(
+        [f" and created_date >= date'{start}'" if start else "", f" and created_date < date'{end}'" if end else ""]
+    )
+    rows = spark.sql(f"select created_date, count(*){sums} from {table} where true{bounds} group by created_date")
     return {as_date(row[0]): tuple(as_decimal(v) for v in row[1:]) for row in rows}
 
 
@@ -391,7 +396,7 @@ def export_logs(
         if missing:  # the days already there lack the new columns' values: every day goes again
             spark.sql(f"alter table {table} add columns ({', '.join(f'{c} {CLASS_COLUMNS[c]}' for c in missing)})")
         spark_columns = _columns(spark, table)
-        there = {} if (missing or force) else _spark_days(spark, table, summed)
+        there = {} if (missing or force) else _spark_days(spark, table, summed, start, end)
         export_day = _export_day_through_session if spark.is_local else _export_day_over_jdbc
         for number, log_day in enumerate(ordered, start=1):
             count = int(days[log_day][0])
