@@ -6,6 +6,7 @@
 {% macro pricing_case_sums(token_classes=false) -%}
     count(*) as total_requests,
     {{ count_if('is_cached') }} as cached_requests,
+    {{ count_if('is_error') }} as error_requests,
     sum(tokens_input) as tokens_input,
     sum(tokens_output) as tokens_output,
     {{ sum_if('tokens_input', 'is_cached') }} as cached_tokens_input,
@@ -41,7 +42,7 @@
         {%- endfor -%}
     {%- endif -%}
     {{ return(class_columns + [
-        'total_requests', 'cached_requests', 'tokens_input', 'tokens_output', 'cached_tokens_input',
+        'total_requests', 'cached_requests', 'error_requests', 'tokens_input', 'tokens_output', 'cached_tokens_input',
         'cached_tokens_output', 'latency_sum_ms', 'latency_count', 'recorded_cost_usd',
         'recorded_potential_cost_usd', 'list_requests', 'list_tokens_input', 'list_tokens_output',
         'cached_list_requests', 'cached_list_cost_usd', 'cached_list_tokens_input', 'cached_list_tokens_output',

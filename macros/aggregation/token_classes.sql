@@ -26,6 +26,20 @@
     {{ return(adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list) }}
 {%- endmacro %}
 
+{# The data type of one column of the proxy's usage_logs as the database names it (none while parsing or when absent). #}
+{% macro usage_log_column_type(column) -%}
+    {%- if not execute -%}{{ return(none) }}{%- endif -%}
+    {%- set node = (graph.get('sources') or {}).values() | selectattr('source_name', 'equalto', 'proxy')
+        | selectattr('name', 'equalto', 'usage_logs') | first -%}
+    {%- if node is not defined or node is none -%}{{ return(none) }}{%- endif -%}
+    {%- set relation = adapter.get_relation(database=node.database, schema=node.schema, identifier=node.identifier) -%}
+    {%- if relation is none -%}{{ return(none) }}{%- endif -%}
+    {%- for found in adapter.get_columns_in_relation(relation) if found.name | lower == column -%}
+        {{ return(found.data_type) }}
+    {%- endfor -%}
+    {{ return(none) }}
+{%- endmacro %}
+
 {# True when usage_logs carries any class count or service_tier: the pass then prices by class. #}
 {% macro usage_logs_have_token_classes() -%}
     {%- set present = usage_log_columns() -%}

@@ -125,7 +125,8 @@ final as (
         cast({{ column if has_token_classes else 0 }} as {{ count_sum_type() }}) as {{ column }},
         cast({{ 'coalesce(cached_' ~ column ~ ', 0)' if has_token_classes else 0 }} as {{ count_sum_type() }}) as cached_{{ column }},
         {%- endfor %}
-        prompt_cache_savings_usd
+        prompt_cache_savings_usd,
+        cast(error_requests as bigint) as error_requests
     from priced
 
 )

@@ -10,10 +10,12 @@
     The hourly pass groups these rows per project, hour, provider, model, service tier and prompt
     band; the local days (int_usage_local_days) group the newest ones and those of hours a local
     midnight splits. Without token classes in usage_logs, every row is the standard tier's band 0.
+    The key, end user and tags (NULL without their columns) feed int_usage_hourly_by_dimension.
 #}
 
 {%- set has_token_classes = usage_logs_have_token_classes() %}
 {%- set model_prices = ref('int_model_prices_resolved') %}
+{%- set dimensions = logged_dimensions() %}
 
 with kept_requests as (
 
@@ -49,6 +51,13 @@ classified as (
             as latency_key,
         recorded_cost_usd,
         recorded_potential_cost_usd,
+        api_key_id,
+        end_user,
+        {%- if 'tag' in dimensions %}
+        tags,
+        {%- endif %}
+        {#- an error is a kept request the proxy answered with an HTTP status of 400 or more (section 15) #}
+        {{ 'coalesce(status_code >= 400, false)' if usage_logs_have_status_code() else 'false' }} as is_error,
         (not is_cached and recorded_cost_usd is null) as is_list_priced,
         (is_cached and not coalesce(recorded_potential_cost_usd > 0, false)) as is_cached_list_priced,
         (

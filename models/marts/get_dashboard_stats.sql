@@ -42,7 +42,9 @@
             tokens_cache_read bigint,
             tokens_cache_write bigint,
             tokens_reasoning bigint,
-            prompt_cache_savings_usd numeric
+            prompt_cache_savings_usd numeric,
+            error_requests bigint,
+            error_rate numeric
         )""",
     )
 }}
@@ -193,7 +195,9 @@ begin
             tokens_cache_read,
             tokens_cache_write,
             tokens_reasoning,
-            prompt_cache_savings_usd
+            prompt_cache_savings_usd,
+            error_requests,
+            error_rate
         from {{ ref('usage_aggregations_daily') }}
         where p_time_zone = 'UTC' and project_id = p_project_id and date >= v_first_day and date <= v_stored_to
 
@@ -219,7 +223,9 @@ begin
             tokens_cache_read,
             tokens_cache_write,
             tokens_reasoning,
-            prompt_cache_savings_usd
+            prompt_cache_savings_usd,
+            error_requests,
+            error_rate
         from {{ local_daily }}
         where
             p_time_zone <> 'UTC'
@@ -251,7 +257,9 @@ begin
             tokens_cache_read,
             tokens_cache_write,
             tokens_reasoning,
-            prompt_cache_savings_usd
+            prompt_cache_savings_usd,
+            error_requests,
+            {{ percent_of('error_requests', 'total_requests') }} as error_rate
         from {{ ref('int_usage_local_days') }}(p_project_id, p_time_zone, v_stored_to + 1, v_today, v_open_from)
         where v_stored_to < v_today
 
@@ -285,7 +293,9 @@ begin
         cast(coalesce(traffic.tokens_cache_read, 0) as bigint) as tokens_cache_read,
         cast(coalesce(traffic.tokens_cache_write, 0) as bigint) as tokens_cache_write,
         cast(coalesce(traffic.tokens_reasoning, 0) as bigint) as tokens_reasoning,
-        case when traffic.date is null then 0 else traffic.prompt_cache_savings_usd end as prompt_cache_savings_usd
+        case when traffic.date is null then 0 else traffic.prompt_cache_savings_usd end as prompt_cache_savings_usd,
+        cast(coalesce(traffic.error_requests, 0) as bigint) as error_requests,
+        traffic.error_rate
     from calendar
     left join days_with_traffic as traffic on calendar.date = traffic.date
     order by calendar.date;

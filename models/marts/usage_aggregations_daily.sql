@@ -42,6 +42,7 @@ daily_totals as (
         date,
         sum(total_requests) as total_requests,
         sum(cached_requests) as cached_requests,
+        sum(error_requests) as error_requests,
         sum(tokens_input) as tokens_input,
         sum(tokens_output) as tokens_output,
         sum(total_cost_usd) as total_cost_usd,
@@ -94,7 +95,9 @@ final as (
         cast(daily_totals.tokens_cache_read as bigint) as tokens_cache_read,
         cast(daily_totals.tokens_cache_write as bigint) as tokens_cache_write,
         cast(daily_totals.tokens_reasoning as bigint) as tokens_reasoning,
-        daily_totals.prompt_cache_savings_usd
+        daily_totals.prompt_cache_savings_usd,
+        cast(daily_totals.error_requests as bigint) as error_requests,
+        {{ percent_of('daily_totals.error_requests', 'daily_totals.total_requests') }} as error_rate
     from daily_totals
     {{ merged_sketch_join('daily_totals.latency_sketches', 'day_sketches') }}
 

@@ -41,6 +41,7 @@ hourly_totals as (
         hour_start,
         sum(total_requests) as total_requests,
         sum(cached_requests) as cached_requests,
+        sum(error_requests) as error_requests,
         sum(tokens_input) as tokens_input,
         sum(tokens_output) as tokens_output,
         sum(total_cost_usd) as total_cost_usd,
@@ -93,7 +94,9 @@ final as (
         cast(hourly_totals.tokens_cache_read as bigint) as tokens_cache_read,
         cast(hourly_totals.tokens_cache_write as bigint) as tokens_cache_write,
         cast(hourly_totals.tokens_reasoning as bigint) as tokens_reasoning,
-        hourly_totals.prompt_cache_savings_usd
+        hourly_totals.prompt_cache_savings_usd,
+        cast(hourly_totals.error_requests as bigint) as error_requests,
+        {{ percent_of('hourly_totals.error_requests', 'hourly_totals.total_requests') }} as error_rate
     from hourly_totals
     {{ merged_sketch_join('hourly_totals.latency_sketches', 'hour_sketches') }}
 

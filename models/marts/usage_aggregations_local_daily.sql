@@ -154,7 +154,9 @@ final as (
         coalesce(added_up.tokens_cache_read, 0) as tokens_cache_read,
         coalesce(added_up.tokens_cache_write, 0) as tokens_cache_write,
         coalesce(added_up.tokens_reasoning, 0) as tokens_reasoning,
-        added_up.prompt_cache_savings_usd
+        added_up.prompt_cache_savings_usd,
+        coalesce(added_up.error_requests, 0) as error_requests,
+        {{ percent_of('added_up.error_requests', 'added_up.total_requests') }} as error_rate
     from candidate_days as days
     left join days_missing_pieces as missing
         on days.project_id = missing.project_id and days.date = missing.date

@@ -52,6 +52,7 @@ daily_sums as (
         model,
         cast(sum(total_requests) as bigint) as total_requests,
         cast(sum(cached_requests) as bigint) as cached_requests,
+        cast(sum(error_requests) as bigint) as error_requests,
         cast(sum(tokens_input) as bigint) as tokens_input,
         cast(sum(tokens_output) as bigint) as tokens_output,
         sum(total_cost_usd) as total_cost_usd,
@@ -98,7 +99,9 @@ final as (
         daily_sums.tokens_cache_read,
         daily_sums.tokens_cache_write,
         daily_sums.tokens_reasoning,
-        daily_sums.prompt_cache_savings_usd
+        daily_sums.prompt_cache_savings_usd,
+        daily_sums.error_requests,
+        {{ percent_of('daily_sums.error_requests', 'daily_sums.total_requests') }} as error_rate
     from daily_sums
     {{ merged_sketch_join('daily_sums.latency_sketches', 'model_day_sketches') }}
 

@@ -66,6 +66,10 @@ DRAWS = (
     "u_spare",
     "u_class",  # the token classes (--token-classes): drawn last, so the other columns stay as they were
     "u_tier",
+    "u_key",  # who spent it (--attribution): drawn after the token classes, for the same reason
+    "u_user",
+    "u_tags",
+    "u_status",
 )
 # A uniform draw in [0, 1) from (seed, row, draw number): a hash, not a random() call, so the
 # result does not depend on evaluation order or parallel workers.
@@ -81,6 +85,11 @@ class GenerateOptions:
     messy: bool
     end: dt.datetime  # exclusive, UTC
     token_classes: bool = False  # fill the optional columns of contract section 14
+    attribution: bool = False  # fill the optional columns of contract section 15
+    keys: int = 3  # API keys per project
+    end_users: int = 500  # end users in all
+    tags: int = 20  # distinct tags in all
+    error_rate: float = 0.05  # the share of requests answered with an HTTP error
 
 
 def default_end() -> dt.datetime:
@@ -95,6 +104,11 @@ def validate(options: GenerateOptions) -> None:
         raise UserError(f"--days must be more than 0, got {options.days}")
     if options.projects < 1:
         raise UserError(f"--projects must be at least 1, got {options.projects}")
+    for name, value in (("--keys", options.keys), ("--end-users", options.end_users), ("--tags", options.tags)):
+        if value < 1:
+            raise UserError(f"{name} must be at least 1, got {value}")
+    if not 0 <= options.error_rate <= 1:
+        raise UserError(f"--error-rate must be between 0 and 1, got {options.error_rate}")
 
 
 def model_catalogue(seed_path: Path, start: dt.date) -> list[tuple[str, str, int]]:
@@ -222,12 +236,16 @@ clean as (
         u_oddity,
         u_class,
         u_tier,
+        u_key,
+        u_user,
+        u_tags,
+        u_status,
         i
     from priced
 )
 insert into {table} (
     id, project_id, created_at, provider, model, tokens_input, tokens_output,
-    cost_usd, potential_cost_usd, cached, latency_ms, request_tags{class_columns}
+    cost_usd, potential_cost_usd, cached, latency_ms, request_tags{class_columns}{attribution_columns}
 )
 select
     id,
@@ -256,7 +274,7 @@ select
     case when messy_kind = 8 then null else cached end,
     case when messy_kind = 11 then -1 - floor(u_oddity * 50)::int
          when messy_kind = 12 then null else latency_ms end,
-    case when i %% 7 = 0 then 'tag:' || (i %% 13) end{class_values}
+    case when i %% 7 = 0 then 'tag:' || (i %% 13) end{class_values}{attribution_values}
 from (
     select
         clean.*,
@@ -285,6 +303,33 @@ CLASS_COLUMNS = {
 }
 CLASS_COLUMN_TYPES = {column: "text" if column == "service_tier" else "integer" for column in CLASS_COLUMNS}
 
+# The optional columns of contract section 15 (--attribution): each project's requests come from
+# --keys keys (2% without one), end users drawn skewed from --end-users (3% without one), 0 to 3
+# tags from --tags (a quarter untagged, some repeated on one request, some padded or empty), and
+# --error-rate of requests answered with a 4xx or 5xx (1% without a status). With --messy a few
+# labels are hostile: control characters, markup, and labels too long to keep.
+ATTRIBUTION_COLUMNS = {
+    "api_key_id": "case when u_key < 0.02 then null"
+    " when %(messy)s and u_key < 0.021 then E'  \\t '"
+    " when %(messy)s and u_key < 0.022 then repeat('k', 300)"
+    " else 'key-' || substr(md5(project_id::text), 1, 6) || '-' || floor(u_key * %(keys)s)::int end",
+    "end_user": "case when u_user < 0.03 then null"
+    " when %(messy)s and u_user < 0.031 then E'<!channel> user\\nline'"
+    " else 'user-' || floor(power(u_user, 2) * %(end_users)s)::int end",
+    "tags": "case when u_tags < 0.25 then null"
+    " when u_tags < 0.27 then array[]::text[]"
+    " else (select array_agg(case"
+    " when %(messy)s and u_tags < 0.2705 and n = 1 then repeat('t', 300)"
+    " when u_tags < 0.30 and n = 2 then ''"
+    " when u_tags < 0.33 and n = 2 then 'feature-' || (floor(u_tags * 7919)::int %% %(tags)s)"
+    " else 'feature-' || ((floor(u_tags * 7919)::int + n * (1 + floor(u_tags * 104729)::int %% 7)) %% %(tags)s) end"
+    " order by n) from generate_series(1, 1 + floor(((u_tags - 0.27) / 0.73) * 3)::int) as n) end",
+    "status_code": "case when u_status < 0.01 then null"
+    " when u_status < 0.01 + %(error_rate)s then (array[400, 401, 429, 500, 502, 503])[1 + floor(u_key * 6)::int]"
+    " else 200 end",
+}
+ATTRIBUTION_COLUMN_TYPES = {"api_key_id": "text", "end_user": "text", "tags": "text[]", "status_code": "integer"}
+
 
 def generate(
     conn: Connection,
@@ -309,8 +354,10 @@ def generate(
             "select to_regclass(%s) is not null", (f'"{settings.source_schema()}".usage_logs',)
         ).fetchone()[0]
         cur.execute(sql.SQL(CREATE_TABLE).format(table=table))
-        if options.token_classes:
-            for column, column_type in CLASS_COLUMN_TYPES.items():
+        optional = {**(CLASS_COLUMN_TYPES if options.token_classes else {}),
+                    **(ATTRIBUTION_COLUMN_TYPES if options.attribution else {})}
+        if optional:
+            for column, column_type in optional.items():
                 cur.execute(
                     sql.SQL("alter table {} add column if not exists {} {}").format(
                         table, sql.Identifier(column), sql.SQL(column_type)
@@ -325,6 +372,10 @@ def generate(
         on_conflict=sql.SQL("on conflict (id) do nothing" if existed else ""),
         class_columns=sql.SQL("".join(f", {c}" for c in CLASS_COLUMNS) if options.token_classes else ""),
         class_values=sql.SQL("".join(f",\n    {e}" for e in CLASS_COLUMNS.values()) if options.token_classes else ""),
+        attribution_columns=sql.SQL("".join(f", {c}" for c in ATTRIBUTION_COLUMNS) if options.attribution else ""),
+        attribution_values=sql.SQL(
+            "".join(f",\n    {e}" for e in ATTRIBUTION_COLUMNS.values()) if options.attribution else ""
+        ),
     )
     params = {
         "seed": options.seed,
@@ -336,6 +387,10 @@ def generate(
         "migration_at": start + (options.end - start) / 4,
         "messy": options.messy,
         "unpriced_count": len(UNPRICED_MODELS),
+        "keys": options.keys,
+        "end_users": options.end_users,
+        "tags": options.tags,
+        "error_rate": options.error_rate,
     }
     chunks = [(lo, min(lo + CHUNK_ROWS - 1, options.rows)) for lo in range(1, options.rows + 1, CHUNK_ROWS)]
     done = {"rows": 0, "inserted": 0}

@@ -66,6 +66,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         messy=args.messy,
         end=end,
         token_classes=args.token_classes,
+        attribution=args.attribution,
+        keys=args.keys,
+        end_users=args.end_users,
+        tags=args.tags,
+        error_rate=args.error_rate,
     )
     generate.validate(options)
     inserted = generate.generate(conn, options, progress=generate.print_progress)
@@ -342,6 +347,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add and fill the optional token-class and service-tier columns (docs/pricing.md)",
     )
+    gen.add_argument(
+        "--attribution",
+        action="store_true",
+        help="add and fill the optional api_key_id, end_user, tags and status_code columns (docs/contract.md, 15)",
+    )
+    gen.add_argument("--keys", type=int, default=3, help="with --attribution: API keys per project")
+    gen.add_argument("--end-users", type=int, default=500, help="with --attribution: end users in all")
+    gen.add_argument("--tags", type=int, default=20, help="with --attribution: distinct tags in all")
+    gen.add_argument("--error-rate", type=float, default=0.05, help="with --attribution: share of HTTP errors")
     gen.add_argument("--end", help="UTC end of the span (default: now); fix it for reproducible rows")
     gen.add_argument("--allow-external", action="store_true", help="allow writing into a PG* database")
     gen.set_defaults(func=cmd_generate)

@@ -67,6 +67,7 @@ where coalesce(raw_hours.requests, 0) < aggregated_hours.requests
 IMPLIED_BY_EARLIER_RELEASES = {
     ("int_usage_hourly_by_model", "service_tier"): "'standard'",
     ("int_usage_hourly_by_model", "prompt_band"): "0",
+    ("int_usage_hourly_by_model", "error_requests"): "0",
 }
 
 

@@ -3,7 +3,9 @@
     Nothing is filtered here: the verdict on bad rows is taken in int_usage_logs_validated.
 
     The token classes and the service tier (section 14) are read where usage_logs has their
-    columns; a class the table lacks counts 0 and a missing tier is standard.
+    columns; a class the table lacks counts 0 and a missing tier is standard. So are the key, end
+    user, tags and status code (section 15): labels trimmed with their case kept, blank as NULL,
+    tags as an array of distinct trimmed tags; a column the table lacks is NULL.
 #}
 
 {%- set logged_columns = usage_log_columns() %}
@@ -33,7 +35,15 @@ renamed as (
         coalesce(cached, false) as is_cached,
         case when latency_ms >= 0 then latency_ms end as latency_ms,
         provider as logged_provider,
-        model as logged_model
+        model as logged_model,
+        {{ attribution_label('api_key_id') if 'api_key_id' in logged_columns else 'cast(null as ' ~ text_type() ~ ')' }} as api_key_id,
+        {{ attribution_label('end_user') if 'end_user' in logged_columns else 'cast(null as ' ~ text_type() ~ ')' }} as end_user,
+        {%- if 'tags' in logged_columns %}
+        {%- set tags_type = usage_log_column_type('tags') %}
+        {{ normalised_tags('tags', tags_type) }} as tags,
+        {{ tags_are_an_array('tags', tags_type) }} as tags_are_an_array,
+        {%- endif %}
+        {{ 'cast(status_code as integer)' if 'status_code' in logged_columns else 'cast(null as integer)' }} as status_code
 
     from source
 
