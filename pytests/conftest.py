@@ -149,11 +149,15 @@ def run_while_a_table_is_locked(db: Db, name: str) -> subprocess.CompletedProces
         holder.close()
 
 
-def raw_rows(db: Db) -> list[dict]:
+def raw_rows(db: Db, extra: tuple[str, ...] = ()) -> list[dict]:
+    """usage_logs as the reference reads it; `extra`: optional columns the table has (sections 14, 15)."""
     return db.query(
         "select id, project_id, created_at, provider, model, tokens_input, tokens_output, cost_usd,"
-        " potential_cost_usd, cached, latency_ms from public.usage_logs"
+        " potential_cost_usd, cached, latency_ms" + "".join(f", {c}" for c in extra) + " from public.usage_logs"
     )
+
+
+ATTRIBUTION_COLUMNS = ("api_key_id", "end_user", "tags", "status_code")
 
 
 def insert_rows(db: Db, rows: list[dict]) -> None:

@@ -118,7 +118,38 @@ def rejection_reason(row: dict, now: dt.datetime) -> str | None:
             reasons.append("tokens_cache_read + tokens_cache_write + tokens_cache_write_1h exceed tokens_input")
         if counts["tokens_reasoning"] > (row["tokens_output"] or 0):
             reasons.append("tokens_reasoning exceeds tokens_output")
+    for column in ("api_key_id", "end_user"):  # who spent it (section 15), where usage_logs has the column
+        if column in row and len(trimmed_label(row[column]) or "") > MAX_LABEL_LENGTH:
+            reasons.append(f"{column} is longer than {MAX_LABEL_LENGTH} characters")
+    if "tags" in row:
+        tags = request_tags(row["tags"])
+        if any(len(tag) > MAX_LABEL_LENGTH for tag in tags):
+            reasons.append(f"a tag is longer than {MAX_LABEL_LENGTH} characters")
+        if len(tags) > MAX_TAGS:
+            reasons.append(f"tags has more than {MAX_TAGS} distinct values")
     return "; ".join(reasons) or None
+
+
+MAX_TAGS = 32
+NO_LABEL = "(none)"
+
+
+def trimmed_label(value) -> str | None:
+    """A key or end user as the breakdown keys it: trimmed, case kept, None when blank."""
+    if value is None:
+        return None
+    return str(value).strip(WHITESPACE) or None
+
+
+def request_tags(value) -> tuple[str, ...]:
+    """A request's distinct tags, trimmed, blanks dropped (a text array, or a JSON array as text)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        import json
+
+        value = json.loads(value)
+    return tuple(sorted({tag for tag in (trimmed_label(item) for item in value if item is not None) if tag}))
 
 
 CLASS_COLUMNS = ("tokens_cache_read", "tokens_cache_write", "tokens_cache_write_1h", "tokens_reasoning")
@@ -154,6 +185,9 @@ class Request:
     tokens_cache_write: int = 0  # both write classes
     tokens_reasoning: int = 0
     prompt_cache_savings: Decimal | None = Decimal(0)
+    is_error: bool = False
+    # dimension -> the values the request counts under (section 15); empty without the columns
+    labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def savings(self) -> Decimal | None:
@@ -230,7 +264,19 @@ def effective(row: dict, prices: list[Price], class_prices=None) -> Request:
         classes["tokens_cache_write"] + classes["tokens_cache_write_1h"],
         classes["tokens_reasoning"],
         prompt_cache_savings,
+        row.get("status_code") is not None and row["status_code"] >= 400,
+        request_labels(row),
     )
+
+
+def request_labels(row: dict) -> dict[str, tuple[str, ...]]:
+    labels = {}
+    for dimension, column in (("api_key", "api_key_id"), ("end_user", "end_user")):
+        if column in row:
+            labels[dimension] = (trimmed_label(row[column]) or NO_LABEL,)
+    if "tags" in row:
+        labels["tag"] = request_tags(row["tags"]) or (NO_LABEL,)
+    return labels
 
 
 @dataclass
@@ -254,10 +300,14 @@ class Bucket:
     tokens_reasoning: int = 0
     prompt_cache_savings_usd: Decimal | None = None
     latencies: list[int] = field(default_factory=list)
+    error_requests: int = 0
+    members: list = field(default_factory=list)  # the requests, for a breakdown's (other)
 
     def add(self, r: Request) -> None:
+        self.members.append(r)
         self.total_requests += 1
         self.cached_requests += int(r.cached)
+        self.error_requests += int(r.is_error)
         self.tokens_input += r.tokens_input
         self.tokens_output += r.tokens_output
         if r.cached:
@@ -297,7 +347,29 @@ class Bucket:
             "cached_tokens_output": self.cached_tokens_output,
             **self.class_columns(),
             **self.percentiles(),
+            **self.error_columns(),
         }
+
+    def error_columns(self) -> dict:
+        return {
+            "error_requests": self.error_requests,
+            "error_rate": round2(Decimal(100 * self.error_requests) / self.total_requests),
+        }
+
+    def breakdown_row(self) -> dict:
+        usage = self.usage_row()
+        return {
+            column: usage[column]
+            for column in (
+                "total_requests", "cached_requests", "cache_hit_rate", "error_requests", "error_rate",
+                "total_tokens", "total_cost_usd", "total_potential_cost_usd", "total_savings_usd",
+                "prompt_cache_savings_usd", "unpriced_requests", *PERCENTILE_COLUMNS,
+            )
+        }  # fmt: skip
+
+    def dimension_row(self) -> dict:
+        """usage_by_dimension_daily: the per-model columns, the hit rate and the errors."""
+        return {**self.model_row(), "cache_hit_rate": self.usage_row()["cache_hit_rate"]}
 
     def class_columns(self) -> dict:
         return {
@@ -331,6 +403,7 @@ class Bucket:
             "cached_tokens_output": self.cached_tokens_output,
             **self.class_columns(),
             **self.percentiles(),
+            **self.error_columns(),
         }
 
     def monthly_row(self) -> dict:
@@ -362,6 +435,32 @@ class Reference:
     by_model_daily: dict[tuple, dict]
     monthly: dict[tuple, dict]
     requests: list[Request]
+    by_dimension_daily: dict[tuple, dict] = field(default_factory=dict)
+
+    @exact
+    def breakdown(self, project_id, dimension: str, days: int, zone: str, now: dt.datetime, limit: int) -> list[dict]:
+        """get_usage_breakdown: the top `limit` values by cost over the zone's last `days` days, then
+        (other) for keys and users; in the function's order."""
+        from zoneinfo import ZoneInfo
+
+        local = ZoneInfo(zone)
+        today = now.astimezone(local).date()
+        first = today - dt.timedelta(days=days - 1)
+        buckets: dict[str, Bucket] = defaultdict(Bucket)
+        for r in self.requests:
+            if r.project_id == project_id and dimension in r.labels:
+                if first <= r.created_at.astimezone(local).date() <= today:
+                    for value in r.labels[dimension]:
+                        buckets[value].add(r)
+        cost = lambda item: (item[1].total_cost_usd is None, -(item[1].total_cost_usd or 0), -item[1].total_requests, item[0])  # noqa: E731
+        ranked = sorted(buckets.items(), key=cost)
+        if dimension != "tag" and len(ranked) > limit:
+            other = Bucket()
+            for _, bucket in ranked[limit:]:
+                for r in bucket.members:
+                    other.add(r)
+            ranked = [*ranked[:limit], ("(other)", other)]
+        return [{"value": value, **bucket.breakdown_row()} for value, bucket in ranked]
 
     @exact
     def local_dashboard(self, project_id, days: int, zone: str, now: dt.datetime) -> list[dict]:
@@ -401,6 +500,8 @@ class Reference:
                         "tokens_cache_write": 0,
                         "tokens_reasoning": 0,
                         "prompt_cache_savings_usd": Decimal(0),
+                        "error_requests": 0,
+                        "error_rate": None,
                     }
                 )
             else:
@@ -439,7 +540,11 @@ def compute(raw_rows: list[dict], prices: list[Price], now: dt.datetime, class_p
     daily: dict[tuple, Bucket] = defaultdict(Bucket)
     by_model: dict[tuple, Bucket] = defaultdict(Bucket)
     monthly: dict[tuple, Bucket] = defaultdict(Bucket)
+    by_dimension: dict[tuple, Bucket] = defaultdict(Bucket)
     for r in requests:
+        for dimension, values in r.labels.items():
+            for value in values:
+                by_dimension[(r.project_id, r.day, dimension, value)].add(r)
         hourly[(r.project_id, r.hour)].add(r)
         daily[(r.project_id, r.day)].add(r)
         by_model[(r.project_id, r.day, r.provider, r.model)].add(r)
@@ -451,6 +556,7 @@ def compute(raw_rows: list[dict], prices: list[Price], now: dt.datetime, class_p
         by_model_daily={k: b.model_row() for k, b in by_model.items()},
         monthly={k: b.monthly_row() for k, b in monthly.items()},
         requests=requests,
+        by_dimension_daily={k: b.dimension_row() for k, b in by_dimension.items()},
     )
 
 

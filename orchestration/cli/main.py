@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 from orchestration import settings
-from orchestration.cli import backfill, compare, generate, pricing, stats
+from orchestration.cli import backfill, compare, export, generate, pricing, stats
 from orchestration.core import database, reconcile, retention
 from orchestration.core.dbt_runner import run_dbt
 from orchestration.core.errors import UserError
@@ -84,6 +84,22 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_dbt(args: argparse.Namespace) -> int:
     return run_dbt(database.resolve(), args.dbt_args).returncode
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    request = export.ExportRequest(
+        project_id=stats.parse_project_id(args.project_id),
+        start=export.parse_day(args.start, "--start"),
+        end=export.parse_day(args.end, "--end"),
+        grain=args.grain,
+        format=args.format,
+    )
+    export.validate(request)
+    out = args.out or export.default_path(request)
+    written = export.export(database.resolve(), request, out, progress=generate.print_progress)
+    if out != "-":
+        sys.stderr.write(f"\rexported {written:,} rows to {out}\n")
+    return 0
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -363,6 +379,15 @@ def build_parser() -> argparse.ArgumentParser:
     dbt = sub.add_parser("dbt", help="run dbt in this project with the right connection")
     dbt.add_argument("dbt_args", nargs=argparse.REMAINDER)
     dbt.set_defaults(func=cmd_dbt)
+
+    ex = sub.add_parser("export", help="write a project's aggregates at one grain as CSV or Parquet")
+    ex.add_argument("project_id")
+    ex.add_argument("--start", required=True, help="first UTC day, YYYY-MM-DD")
+    ex.add_argument("--end", required=True, help="last UTC day (included), YYYY-MM-DD")
+    ex.add_argument("--grain", required=True, choices=list(export.GRAINS), help="the rows: one per hour, day, model, ...")
+    ex.add_argument("--format", default="csv", choices=list(export.FORMATS), help="csv (default) or parquet")
+    ex.add_argument("--out", help="file to write, or - for stdout (default: watchllm-<project>-<grain>-<start>-<end>.<format>)")
+    ex.set_defaults(func=cmd_export)
 
     st = sub.add_parser("stats", help="print get_dashboard_stats for a project")
     st.add_argument("project_id")
