@@ -155,7 +155,15 @@ def retention_defaults() -> dict[str, str]:
 
 # --- alerts (docs/alerts-and-reports.md) -------------------------------------------------------
 
-ALERT_RULES = ("cache_hit_rate_drop", "daily_cost_spike", "unpriced_model", "latency_p95_regression", "monthly_budget")
+ALERT_RULES = (
+    "cache_hit_rate_drop",
+    "daily_cost_spike",
+    "unpriced_model",
+    "latency_p95_regression",
+    "monthly_budget",
+    "key_budget",
+    "error_rate_spike",
+)
 
 
 def _env_decimal(name: str, default: str) -> Decimal:
@@ -184,6 +192,16 @@ def alerts_as_of() -> dt.datetime | None:
 def cost_spike_ratio() -> Decimal:
     """A day's cost at least this many times its trailing 7-day daily average is a spike..."""
     return _env_decimal("WATCHLLM_COST_SPIKE_RATIO", "3")
+
+
+def error_rate_spike_ratio() -> Decimal:
+    """A day's error rate at least this many times the 7 days before is a spike..."""
+    return _env_decimal("WATCHLLM_ERROR_RATE_SPIKE_RATIO", "2")
+
+
+def error_rate_spike_min_points() -> Decimal:
+    """...and at least this many percentage points above it, so a handful of errors does not page anyone."""
+    return _env_decimal("WATCHLLM_ERROR_RATE_SPIKE_MIN_POINTS", "5")
 
 
 def cost_spike_min_usd() -> Decimal:

@@ -230,3 +230,91 @@ def test_export_refuses_bad_arguments_in_one_line(attributed):
     ):
         result = db.cli("export", str(busiest), *args, check=False)
         assert result.returncode != 0 and message in result.stderr.strip().splitlines()[-1], result.stderr
+
+
+def _alerts(db, webhook, as_of=None) -> dict:
+    import json
+
+    args = ["alerts", "check", "--json", *(["--as-of", as_of, "--record"] if as_of else [])]
+    extra = {"WATCHLLM_ALERT_WEBHOOK_URL": webhook.url, "WATCHLLM_ALERT_RETRY_BASE_MINUTES": "0"}
+    return json.loads(db.cli(*args, extra_env=extra).stdout)
+
+
+def test_a_key_budget_alerts_once_at_80_and_once_at_100_percent(attributed):
+    from local_servers import Webhook
+
+    db, reference, _, busiest = attributed
+    now = db.now().astimezone(dt.UTC)
+    month = now.date().replace(day=1)
+    spent = {}
+    for r in reference.requests:
+        if r.project_id == busiest and month <= r.day <= now.date() and r.cost is not None:
+            key = r.labels["api_key"][0]
+            spent[key] = spent.get(key, Decimal(0)) + r.cost
+    key, month_to_date = max(spent.items(), key=lambda item: item[1])
+    webhook = Webhook()
+    try:
+        with db.connect() as conn:
+            conn.execute("drop table if exists analytics.alert_delivery_attempts, analytics.alert_events")
+            conn.execute(
+                "insert into analytics.key_budgets (project_id, api_key_id, monthly_budget_usd) values (%s, %s, %s)",
+                (busiest, key, month_to_date / Decimal("0.9")),  # 90% spent: past 80%, not 100%
+            )
+        first = _alerts(db, webhook)
+        fired = [e for e in first["fired"] if e["rule"] == "key_budget"]
+        assert [(e["project_id"], e["subject"]) for e in fired] == [(str(busiest), f"{key} {month:%Y-%m} 80%")]
+        body = next(b for b in webhook.accepted if b["rule"] == "key_budget")
+        assert Decimal(body["observed"]) == month_to_date
+        assert _alerts(db, webhook)["fired"] == []  # once per firing
+        with db.connect() as conn:
+            conn.execute("update analytics.key_budgets set monthly_budget_usd = %s", (month_to_date,))
+        crossed = [e["subject"] for e in _alerts(db, webhook)["fired"] if e["rule"] == "key_budget"]
+        assert crossed == [f"{key} {month:%Y-%m} 100%"]
+        assert [b["subject"] for b in webhook.accepted if b["rule"] == "key_budget"] == [
+            f"{key} {month:%Y-%m} 80%", f"{key} {month:%Y-%m} 100%",
+        ]  # fmt: skip
+    finally:
+        webhook.close()
+        with db.connect() as conn:
+            conn.execute("delete from analytics.key_budgets")
+
+
+def test_an_error_rate_spike_against_the_7_days_before_alerts_once(make_db):
+    """Fixed days: 200 requests a day at 2% errors, then a day at 30%; the override project needs 50%."""
+    from local_servers import Webhook
+
+    db = make_db("wl_test_error_spike")
+    db.cli("generate", "--rows", "0", "--attribution", "--allow-external")
+    steady, spiking, overridden = (uuid.UUID(int=0xE0 + i) for i in range(3))
+    rows = []
+    for offset in range(9):
+        day = dt.datetime(2026, 11, 1, tzinfo=dt.UTC) + dt.timedelta(days=offset)
+        for project in (steady, spiking, overridden):
+            share = 0.3 if offset == 8 and project != steady else 0.02
+            for i in range(200):
+                rows.append((uuid.uuid4(), project, day + dt.timedelta(minutes=7 * i), 500 if i < 200 * share else 200))
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.executemany(
+            "insert into public.usage_logs (id, project_id, created_at, provider, model, tokens_input,"
+            " tokens_output, cost_usd, potential_cost_usd, cached, latency_ms, status_code)"
+            " values (%s, %s, %s, 'openai', 'gpt-4o-mini', 100, 50, 0.001, 0.001, false, 300, %s)",
+            rows,
+        )
+    db.build_models()
+    with db.connect() as conn:
+        conn.execute(
+            "insert into analytics.project_settings (project_id, error_rate_spike_ratio) values (%s, 20)", (overridden,)
+        )
+    webhook = Webhook()
+    try:
+        outcome = _alerts(db, webhook, as_of="2026-11-10T06:00:00+00:00")
+        fired = [e for e in outcome["fired"] if e["rule"] == "error_rate_spike"]
+        assert [e["project_id"] for e in fired] == [str(spiking)]
+        body = next(b for b in webhook.accepted if b["rule"] == "error_rate_spike")
+        assert Decimal(body["observed"]) == Decimal("30.00")
+        assert Decimal(body["threshold"]) == Decimal("7.00")  # max(2% x 2, 2% + 5 points)
+        assert "30.00% of requests failed on 2026-11-09 (UTC)" in body["text"]
+        again = _alerts(db, webhook, as_of="2026-11-10T06:00:00+00:00")
+        assert again["fired"] == [] and len([b for b in webhook.accepted if b["rule"] == "error_rate_spike"]) == 1
+    finally:
+        webhook.close()

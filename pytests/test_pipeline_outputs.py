@@ -307,15 +307,15 @@ def test_every_contract_table_has_its_declared_types_and_constraints(built):
         conn.execute("""
             insert into analytics.int_usage_hourly_by_model
                 (project_id, hour_start, provider, model, total_requests, cached_requests, tokens_input,
-                 tokens_output, unpriced_requests, latency_count, service_tier, prompt_band)
-            values (gen_random_uuid(), '2020-01-01', 'p', 'm', -1, 0, 0, 0, 0, 0, 'standard', 0)
+                 tokens_output, unpriced_requests, latency_count, service_tier, prompt_band, error_requests)
+            values (gen_random_uuid(), '2020-01-01', 'p', 'm', -1, 0, 0, 0, 0, 0, 'standard', 0, 0)
         """)
     with db.connect() as conn, pytest.raises(psycopg.errors.NotNullViolation):
         conn.execute("""
             insert into analytics.int_usage_hourly_by_model
                 (project_id, hour_start, provider, model, total_requests, cached_requests, tokens_input,
-                 tokens_output, unpriced_requests, latency_count, service_tier, prompt_band)
-            values (gen_random_uuid(), '2020-01-01', null, 'm', 1, 0, 0, 0, 0, 0, 'standard', 0)
+                 tokens_output, unpriced_requests, latency_count, service_tier, prompt_band, error_requests)
+            values (gen_random_uuid(), '2020-01-01', null, 'm', 1, 0, 0, 0, 0, 0, 'standard', 0, 0)
         """)
 
 

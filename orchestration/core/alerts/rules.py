@@ -72,6 +72,8 @@ def _names() -> dict[str, sql.Composable]:
         "forecast": sql.Identifier(schema, "project_cost_forecast"),
         "settings": sql.Identifier(schema, "project_settings"),
         "percentiles": sql.Identifier(schema, "merged_latency_percentiles"),
+        "by_dimension": sql.Identifier(schema, "usage_by_dimension_daily"),
+        "key_budgets": sql.Identifier(schema, "key_budgets"),
     }
 
 
@@ -94,7 +96,14 @@ def _settings_columns(cur) -> set[str]:
     return {name for (name,) in rows}
 
 
-OVERRIDE_COLUMNS = ("hit_rate_drop_points", "cost_spike_ratio", "cost_spike_min_usd", "latency_p95_ratio")
+OVERRIDE_COLUMNS = (
+    "hit_rate_drop_points",
+    "cost_spike_ratio",
+    "cost_spike_min_usd",
+    "latency_p95_ratio",
+    "error_rate_spike_ratio",
+    "error_rate_spike_min_points",
+)
 
 DAILY_RULES_SQL = """
 with judged_days as (
@@ -106,6 +115,8 @@ with judged_days as (
         sum(total_requests) filter (where date < %(day)s) as base_requests,
         sum(cached_requests) filter (where date < %(day)s) as base_cached,
         coalesce(sum(total_cost_usd) filter (where date < %(day)s), 0) as base_cost,
+        coalesce(sum(error_requests) filter (where date = %(day)s), 0) as day_errors,
+        coalesce(sum(error_requests) filter (where date < %(day)s), 0) as base_errors,
         max(latency_p95_ms) filter (where date = %(day)s) as day_p95,
         min(latency_p95_ms) filter (where date < %(day)s) as base_min_p95
     from {daily} as daily
@@ -143,6 +154,19 @@ group by project_id, provider, model
 order by project_id, provider, model
 """
 
+# a key's month to date from its api_key rows (an index range per budget)
+KEY_BUDGET_SQL = """
+select
+    budgets.project_id,
+    budgets.api_key_id,
+    budgets.monthly_budget_usd,
+    (select coalesce(sum(keyed.total_cost_usd), 0) from {by_dimension} as keyed
+     where keyed.project_id = budgets.project_id and keyed.dimension = 'api_key'
+       and keyed.value = budgets.api_key_id and keyed.date between %(month)s and %(today)s) as month_to_date
+from {key_budgets} as budgets
+order by budgets.project_id, budgets.api_key_id
+"""
+
 BUDGET_SQL = """
 select
     budgets.project_id,
@@ -178,6 +202,8 @@ def evaluate(cur, as_of: dt.datetime | None = None) -> Evaluation:
     _unpriced_rule(cur, names, day, today, result)
     if "monthly_budget_usd" in columns:
         _budget_rule(cur, names, today, result)
+    if _has_relation(cur, "key_budgets") and _has_relation(cur, "usage_by_dimension_daily"):
+        _key_budget_rule(cur, names, today, result)
     return result
 
 
@@ -192,6 +218,8 @@ def _daily_rules(cur, names, day: dt.date, result: Evaluation, columns: set[str]
         "cost_spike_ratio": settings.cost_spike_ratio(),
         "cost_spike_min_usd": settings.cost_spike_min_usd(),
         "latency_p95_ratio": settings.latency_p95_ratio(),
+        "error_rate_spike_ratio": settings.error_rate_spike_ratio(),
+        "error_rate_spike_min_points": settings.error_rate_spike_min_points(),
     }
     # a project's own threshold where project_settings has the column, the WATCHLLM_* default otherwise
     overrides = sql.SQL(",\n    ").join(
@@ -218,6 +246,9 @@ def _daily_rules(cur, names, day: dt.date, result: Evaluation, columns: set[str]
             project, "cache_hit_rate_drop", lambda r=row: _hit_rate_rule(r, day, start, end, min_requests, result)
         )
         result.judge(project, "daily_cost_spike", lambda r=row: _cost_spike_rule(r, day, start, end, result))
+        result.judge(
+            project, "error_rate_spike", lambda r=row: _error_rate_rule(r, day, start, end, min_requests, result)
+        )
     _latency_rule(cur, names, rows, day, start, end, min_requests, result)
 
 
@@ -273,6 +304,34 @@ def _cost_spike_rule(row, day, start, end, result: Evaluation) -> None:
                 f"{money(min_usd)} above it)"
             ),
             details={"baseline_daily_cost_usd": str(baseline)},
+        )
+    )
+
+
+def _error_rate_rule(row, day, start, end, min_requests, result: Evaluation) -> None:
+    if row["day_requests"] < min_requests or (row["base_requests"] or 0) < min_requests:
+        return
+    result.judged["error_rate_spike"].add(row["project_id"])
+    ratio_setting, min_points = row["error_rate_spike_ratio"], row["error_rate_spike_min_points"]
+    day_rate = Decimal(100) * row["day_errors"] / row["day_requests"]
+    base_rate = Decimal(100) * row["base_errors"] / row["base_requests"]
+    threshold = max(base_rate * ratio_setting, base_rate + min_points)
+    if day_rate < threshold or row["day_errors"] == 0:
+        return
+    result.conditions.append(
+        Condition(
+            project_id=row["project_id"],
+            rule="error_rate_spike",
+            subject="",
+            window_start=start,
+            window_end=end,
+            observed=round(day_rate, 2),
+            threshold=round(threshold, 2),
+            message=(
+                f"project {row['project_id']}: {day_rate:.2f}% of requests failed on {day} (UTC), against "
+                f"{base_rate:.2f}% over the 7 days before (alert at {ratio_setting}x and {min_points} points above it)"
+            ),
+            details={"baseline_error_rate_pct": str(round(base_rate, 2)), "errors": int(row["day_errors"])},
         )
     )
 
@@ -418,5 +477,43 @@ def _budget_condition(project, budget, month_to_date, projected, month, start, e
                 + ("" if basis == "month to date" else f" (month to date {money(month_to_date)})")
             ),
             details={"basis": basis, "budget_usd": str(budget), "month_to_date_usd": str(month_to_date)},
+        )
+    )
+
+
+def _key_budget_rule(cur, names, today, result: Evaluation) -> None:
+    month = today.replace(day=1)
+    next_month = (month + dt.timedelta(days=32)).replace(day=1)
+    start, end = dt.datetime.combine(month, dt.time(), dt.UTC), dt.datetime.combine(next_month, dt.time(), dt.UTC)
+    query = sql.SQL(KEY_BUDGET_SQL).format(by_dimension=names["by_dimension"], key_budgets=names["key_budgets"])
+    for project, key, budget, month_to_date in cur.execute(query, {"month": month, "today": today}).fetchall():
+        result.judged["key_budget"].add(project)
+        result.judge(
+            project,
+            "key_budget",
+            lambda p=project, k=key, b=budget, m=month_to_date: _key_budget_condition(p, k, b, m, month, start, end, result),
+        )
+
+
+def _key_budget_condition(project, key, budget, month_to_date, month, start, end, result: Evaluation) -> None:
+    crossed = [p for p in settings.budget_alert_percents() if month_to_date >= budget * p / 100]
+    if not crossed:
+        return
+    percent = max(crossed)
+    # the subject keeps the key as logged (the firing's key); the message shows it escaped
+    result.conditions.append(
+        Condition(
+            project_id=project,
+            rule="key_budget",
+            subject=f"{key} {month:%Y-%m} {percent}%",
+            window_start=start,
+            window_end=end,
+            observed=month_to_date,
+            threshold=budget * percent / 100,
+            message=(
+                f"project {project}: API key {labels.visible(key)} spent {money(month_to_date)} month to date, "
+                f"{percent}% of its monthly budget {money(budget)} for {month:%Y-%m}"
+            ),
+            details={"api_key_id": key, "budget_usd": str(budget), "month_to_date_usd": str(month_to_date)},
         )
     )
