@@ -10,6 +10,7 @@ from orchestration.defs.checks import (
     cache_hit_rate_drop,
     daily_matches_raw_rows,
     forecast_month_to_date_matches_daily,
+    keys_and_end_users_add_up_to_daily,
 )
 from orchestration.defs.jobs import deep_check_job, deep_check_schedule, retention_job, retention_schedule
 from orchestration.defs.notifications import (
@@ -54,6 +55,7 @@ defs = Definitions(
         cache_hit_rate_drop,
         daily_matches_raw_rows,
         forecast_month_to_date_matches_daily,
+        keys_and_end_users_add_up_to_daily,
     ],
     jobs=[hourly_job, daily_job, deep_check_job, retention_job, usage_alerts_job, weekly_reports_job],
     schedules=[hourly_schedule, daily_schedule, deep_check_schedule, retention_schedule, weekly_reports_schedule],

@@ -82,8 +82,12 @@ class Db:
     def cli(
         self, *args: str, check: bool = True, extra_env: dict | None = None, timeout: float = 600
     ) -> subprocess.CompletedProcess:
-        env = {**os.environ, **self.env, "DBT_TARGET_PATH": str(target_dir(self.env["PGDATABASE"], args)),
-               **(extra_env or {})}
+        env = {
+            **os.environ,
+            **self.env,
+            "DBT_TARGET_PATH": str(target_dir(self.env["PGDATABASE"], args)),
+            **(extra_env or {}),
+        }
         self.last_target = Path(env["DBT_TARGET_PATH"])
         result = subprocess.run(
             [sys.executable, "-m", "orchestration.cli", *args],

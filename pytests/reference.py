@@ -448,12 +448,14 @@ class Reference:
         first = today - dt.timedelta(days=days - 1)
         buckets: dict[str, Bucket] = defaultdict(Bucket)
         for r in self.requests:
-            if r.project_id == project_id and dimension in r.labels:
-                if first <= r.created_at.astimezone(local).date() <= today:
-                    for value in r.labels[dimension]:
-                        buckets[value].add(r)
-        cost = lambda item: (item[1].total_cost_usd is None, -(item[1].total_cost_usd or 0), -item[1].total_requests, item[0])  # noqa: E731
-        ranked = sorted(buckets.items(), key=cost)
+            local_day = r.created_at.astimezone(local).date()
+            if r.project_id == project_id and dimension in r.labels and first <= local_day <= today:
+                for value in r.labels[dimension]:
+                    buckets[value].add(r)
+        def by_cost(item):
+            return (item[1].total_cost_usd is None, -(item[1].total_cost_usd or 0), -item[1].total_requests, item[0])
+
+        ranked = sorted(buckets.items(), key=by_cost)
         if dimension != "tag" and len(ranked) > limit:
             other = Bucket()
             for _, bucket in ranked[limit:]:

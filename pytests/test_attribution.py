@@ -123,9 +123,12 @@ def test_hostile_labels_are_quarantined_with_their_reasons(attributed):
     reasons = {part for reason in actual.values() for part in reason.split("; ")}
     assert {"api_key_id is longer than 256 characters", "a tag is longer than 256 characters"} <= reasons
     # a label with markup and a line break is kept, as logged (it is escaped where a person reads it)
-    assert db.query(
-        "select count(*) as n from analytics.usage_by_dimension_daily where value = %s", ("<!channel> user\nline",)
-    )[0]["n"] > 0
+    assert (
+        db.query(
+            "select count(*) as n from analytics.usage_by_dimension_daily where value = %s", ("<!channel> user\nline",)
+        )[0]["n"]
+        > 0
+    )
 
 
 @pytest.mark.parametrize("zone", ["UTC", "Asia/Kathmandu"])
@@ -188,7 +191,9 @@ def test_export_round_trips_exact_decimals(attributed, grain, tmp_path):
     db, _, _, busiest = attributed
     today = db.now().astimezone(dt.UTC).date()
     start, end = today - dt.timedelta(days=3), today
-    table_name = {"day": "usage_aggregations_daily", "model": "usage_by_model_daily"}.get(grain, "usage_by_dimension_daily")
+    table_name = {"day": "usage_aggregations_daily", "model": "usage_by_model_daily"}.get(
+        grain, "usage_by_dimension_daily"
+    )
     where = "" if grain in ("day", "model") else f" and dimension = '{grain}'"
     stored = db.query(
         f"select * , total_cost_usd::text as cost_text, total_savings_usd::text as savings_text"
@@ -318,3 +323,32 @@ def test_an_error_rate_spike_against_the_7_days_before_alerts_once(make_db):
         assert again["fired"] == [] and len([b for b in webhook.accepted if b["rule"] == "error_rate_spike"]) == 1
     finally:
         webhook.close()
+
+
+def test_the_weekly_report_shows_top_keys_and_end_users_that_add_up_to_the_week(attributed, tmp_path):
+    import re
+
+    db, reference, _, busiest = attributed
+    today = db.now().astimezone(dt.UTC).date()
+    year, week, _ = today.isocalendar()
+    monday = today - dt.timedelta(days=today.weekday())
+    db.cli("report", str(busiest), "--week", f"{year}-W{week:02d}", "--out", str(tmp_path))
+    page = (tmp_path / "report.html").read_text()
+    week_requests = [r for r in reference.requests if r.project_id == busiest and monday <= r.day <= today]
+    for dimension in ("api_key", "end_user"):
+        section = page.split(f'<table id="top-{dimension}">')[1].split("</table>")[0]
+        rows = re.findall(
+            r'data-value-label="([^"]*)".*?data-column="requests" data-value="(\d+)".*?'
+            r'data-column="errors" data-value="(\d+)".*?data-column="cost" data-value="([^"]+)"',
+            section,
+        )
+        assert rows and len(rows) <= 11
+        assert sum(int(r[1]) for r in rows) == len(week_requests)
+        assert sum(int(r[2]) for r in rows) == sum(r.is_error for r in week_requests)
+        assert sum(Decimal(r[3]) for r in rows) == sum(
+            (r.cost for r in week_requests if r.cost is not None), Decimal(0)
+        )
+        if dimension == "end_user":
+            assert rows[-1][0] == "(other)"
+    assert "<!channel>" not in page  # a hostile user label reaches the page only escaped
+    assert 'data-figure="error_rate"' in page

@@ -355,7 +355,7 @@ begin
             value,
             case
                 when p_dimension <> 'tag' and row_number() over (
-                    order by total_cost_usd desc nulls last, total_requests desc, value
+                    order by total_cost_usd desc nulls last, total_requests desc, value asc
                 ) > p_limit then '(other)'
                 else value
             end as label
@@ -439,8 +439,8 @@ begin
     from label_totals
     left join label_percentiles on label_totals.label = label_percentiles.label
     order by
-        label_totals.label = '(other)' and p_dimension <> 'tag',
+        label_totals.label = '(other)' and p_dimension <> 'tag' asc,
         label_totals.total_cost_usd desc nulls last,
         label_totals.total_requests desc,
-        label_totals.label;
+        label_totals.label asc;
 end

@@ -124,7 +124,9 @@ def _query(request: ExportRequest, columns: set[str]) -> sql.Composed:
         selected.append(sql.SQL("({})::text").format(expression) if kind == "decimal" else expression)
     bucket = sql.Identifier(grain.bucket)
     if grain.bucket == "hour_start":
-        window = sql.SQL("{b} >= ({start}::date::timestamp at time zone 'UTC') and {b} < ({end}::date::timestamp at time zone 'UTC')")
+        window = sql.SQL(
+            "{b} >= ({start}::date::timestamp at time zone 'UTC') and {b} < ({end}::date::timestamp at time zone 'UTC')"
+        )
     else:
         window = sql.SQL("{b} >= {start}::date and {b} < {end}::date")
     where = [
@@ -184,7 +186,9 @@ def _output(path: str, binary: bool) -> Iterator[IO]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")  # a killed export leaves no half file under the name
-    with open(partial, "wb" if binary else "w", newline=None if binary else "", encoding=None if binary else "utf-8") as stream:
+    with open(
+        partial, "wb" if binary else "w", newline=None if binary else "", encoding=None if binary else "utf-8"
+    ) as stream:
         yield stream
     partial.replace(target)
 
@@ -241,21 +245,22 @@ def _write_parquet(request: ExportRequest, source: Iterator[tuple], out: str) ->
     if request.grain == "tag":
         metadata["watchllm.note"] = TAG_NOTE
     schema = pa.schema(list(zip(names, types, strict=True)), metadata=metadata)
-    with _output(out, binary=True) as stream:
-        # a Parquet file is written front to back, so stdout (not seekable) works as well as a file
-        with pq.ParquetWriter(pa.PythonFile(stream, mode="w"), schema) as writer:
-            batch: list[tuple] = []
-            for row in source:
-                batch.append(row)
-                if len(batch) >= BATCH_ROWS:
-                    writer.write_table(_table(batch, schema))
-                    batch = []
-            if batch:
+    # a Parquet file is written front to back, so stdout (not seekable) works as well as a file
+    with _output(out, binary=True) as stream, pq.ParquetWriter(pa.PythonFile(stream, mode="w"), schema) as writer:
+        batch: list[tuple] = []
+        for row in source:
+            batch.append(row)
+            if len(batch) >= BATCH_ROWS:
                 writer.write_table(_table(batch, schema))
+                batch = []
+        if batch:
+            writer.write_table(_table(batch, schema))
 
 
 def _table(batch: list[tuple], schema):
     import pyarrow as pa
 
     columns = list(zip(*batch, strict=True)) if batch else [() for _ in schema]
-    return pa.table([pa.array(list(column), type=field.type) for column, field in zip(columns, schema, strict=True)], schema=schema)
+    return pa.table(
+        [pa.array(list(column), type=field.type) for column, field in zip(columns, schema, strict=True)], schema=schema
+    )

@@ -354,8 +354,10 @@ def generate(
             "select to_regclass(%s) is not null", (f'"{settings.source_schema()}".usage_logs',)
         ).fetchone()[0]
         cur.execute(sql.SQL(CREATE_TABLE).format(table=table))
-        optional = {**(CLASS_COLUMN_TYPES if options.token_classes else {}),
-                    **(ATTRIBUTION_COLUMN_TYPES if options.attribution else {})}
+        optional = {
+            **(CLASS_COLUMN_TYPES if options.token_classes else {}),
+            **(ATTRIBUTION_COLUMN_TYPES if options.attribution else {}),
+        }
         if optional:
             for column, column_type in optional.items():
                 cur.execute(

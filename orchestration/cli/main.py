@@ -384,9 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("project_id")
     ex.add_argument("--start", required=True, help="first UTC day, YYYY-MM-DD")
     ex.add_argument("--end", required=True, help="last UTC day (included), YYYY-MM-DD")
-    ex.add_argument("--grain", required=True, choices=list(export.GRAINS), help="the rows: one per hour, day, model, ...")
+    ex.add_argument(
+        "--grain", required=True, choices=list(export.GRAINS), help="the rows: one per hour, day, model, ..."
+    )
     ex.add_argument("--format", default="csv", choices=list(export.FORMATS), help="csv (default) or parquet")
-    ex.add_argument("--out", help="file to write, or - for stdout (default: watchllm-<project>-<grain>-<start>-<end>.<format>)")
+    ex.add_argument(
+        "--out", help="file to write, or - for stdout (default: watchllm-<project>-<grain>-<start>-<end>.<format>)"
+    )
     ex.set_defaults(func=cmd_export)
 
     st = sub.add_parser("stats", help="print get_dashboard_stats for a project")

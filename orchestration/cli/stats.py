@@ -44,7 +44,8 @@ def forecast_line(cur, project_id: uuid.UUID) -> str:
 
 def format_dashboard(rows: list[dict]) -> str:
     header = f"{'date':<10}  {'requests':>9}  {'cached':>8}  {'hit %':>6}  {'tokens':>12}  {'cost':>11}  "
-    header += f"{'potential':>11}  {'savings':>11}  {'latency ms':>10}  {'p50 ms':>9}  {'p95 ms':>9}"
+    header += f"{'potential':>11}  {'savings':>11}  {'latency ms':>10}  {'p50 ms':>9}  {'p95 ms':>9}  "
+    header += f"{'errors':>7}  {'err %':>6}"
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(
@@ -52,7 +53,7 @@ def format_dashboard(rows: list[dict]) -> str:
             f"{optional(r['cache_hit_rate']):>6}  {r['total_tokens']:>12,}  {money(r['total_cost_usd']):>11}  "
             f"{money(r['total_potential_cost_usd']):>11}  {money(r['total_savings_usd']):>11}  "
             f"{optional(r['avg_latency_ms']):>10}  {optional(r['latency_p50_ms']):>9}  "
-            f"{optional(r['latency_p95_ms']):>9}"
+            f"{optional(r['latency_p95_ms']):>9}  {r['error_requests']:>7,}  {optional(r['error_rate']):>6}"
         )
     lines.append("-" * len(header))
     lines.append(summarise(rows))
@@ -68,6 +69,8 @@ def summarise(rows: list[dict]) -> str:
     savings = sum((r["total_savings_usd"] or 0 for r in rows), Decimal(0))
     prompt_cache_savings = sum((r["prompt_cache_savings_usd"] or 0 for r in rows), Decimal(0))
     hit = f"{Decimal(100 * cached) / requests:.2f}%" if requests else "-"
+    errors = sum(r["error_requests"] for r in rows)
+    error_rate = f"{Decimal(100 * errors) / requests:.2f}%" if requests else "-"
     pct = f" ({Decimal(100) * savings / potential:.1f}% of potential)" if potential else ""
     models = Counter()
     for r in rows:
@@ -75,6 +78,7 @@ def summarise(rows: list[dict]) -> str:
     top = ", ".join(f"{labels.visible(m)} {n:,}" for m, n in models.most_common(5)) or "-"
     return (
         f"{len(rows)} days: {requests:,} requests, hit rate {hit}, cost {money(cost)}, "
-        f"saved {money(savings)}{pct}; provider prompt caching saved {money(prompt_cache_savings)}\n"
+        f"saved {money(savings)}{pct}; provider prompt caching saved {money(prompt_cache_savings)}; "
+        f"errors {errors:,} ({error_rate})\n"
         f"top models: {top}"
     )

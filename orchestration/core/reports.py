@@ -95,10 +95,15 @@ class Totals:
     potential: Decimal | None = Decimal(0)
     savings: Decimal | None = Decimal(0)
     prompt_cache_savings: Decimal | None = Decimal(0)  # the provider's prompt cache (section 14)
+    errors: int = 0  # requests answered with an HTTP error (section 15)
 
     @property
     def hit_rate(self) -> Decimal | None:
         return Decimal(100) * self.cached / self.requests if self.requests else None
+
+    @property
+    def error_rate(self) -> Decimal | None:
+        return Decimal(100) * self.errors / self.requests if self.requests else None
 
     @classmethod
     def of(cls, days: list[dict]) -> Totals:
@@ -109,6 +114,7 @@ class Totals:
             potential=_known_sum(d["total_potential_cost_usd"] for d in days),
             savings=_known_sum(d["total_savings_usd"] for d in days),
             prompt_cache_savings=_known_sum(d.get("prompt_cache_savings_usd", 0) for d in days),
+            errors=sum(d.get("error_requests") or 0 for d in days),
         )
 
 
@@ -132,6 +138,8 @@ class ReportData:
     providers: Counter
     alerts: list[dict]
     forecast: dict | None
+    # dimension (api_key, end_user) -> its top values by cost and (other), where the project logs them
+    breakdowns: dict[str, list[dict]] = field(default_factory=dict)
     generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
@@ -177,7 +185,45 @@ def gather(cur, project_id: uuid.UUID, period: Period, time_zone: str) -> Report
         providers=providers,
         alerts=_alerts(cur, project_id, period, time_zone),
         forecast=_forecast(cur, project_id),
+        breakdowns={
+            dimension: rows
+            for dimension in BREAKDOWN_DIMENSIONS
+            if (rows := _breakdown(cur, project_id, period, dimension))
+        },
     )
+
+
+BREAKDOWN_DIMENSIONS = ("api_key", "end_user")
+BREAKDOWN_TOP = 10
+
+
+def _breakdown(cur, project_id: uuid.UUID, period: Period, dimension: str) -> list[dict]:
+    """The top values of a dimension by cost over the period's UTC dates (usage_by_dimension_daily),
+    then (other) with the rest; [] when the project logs no value of it."""
+    if (
+        cur.execute(
+            "select to_regclass(%s)", (f'"{settings.analytics_schema()}".usage_by_dimension_daily',)
+        ).fetchone()[0]
+        is None
+    ):
+        return []
+    query = sql.SQL(
+        "select value, sum(total_requests) as requests, sum(error_requests) as errors,"
+        " coalesce(sum(total_cost_usd), 0) as cost, coalesce(sum(total_savings_usd), 0) as savings"
+        " from {} where project_id = %s and dimension = %s and date between %s and %s group by value"
+        " order by cost desc, requests desc, value"
+    ).format(sql.Identifier(settings.analytics_schema(), "usage_by_dimension_daily"))
+    names = ("value", "requests", "errors", "cost", "savings")
+    rows = [
+        dict(zip(names, r, strict=True))
+        for r in cur.execute(query, (project_id, dimension, period.first_day, period.last_day))
+    ]
+    if all(r["value"] == "(none)" for r in rows):
+        return []
+    top, rest = rows[:BREAKDOWN_TOP], rows[BREAKDOWN_TOP:]
+    if rest:
+        top.append({"value": "(other)", **{n: sum(r[n] for r in rest) for n in names[1:]}})
+    return top
 
 
 def _models(cur, project_id: uuid.UUID, period: Period) -> list[dict]:
@@ -403,6 +449,15 @@ def _figures(data: ReportData) -> list[dict]:
             _change(t.savings, p.savings if had_traffic else None),
         ),
         (
+            "error_rate",
+            "Error rate",
+            t.error_rate,
+            p.error_rate,
+            percent(t.error_rate),
+            percent(p.error_rate),
+            _change(t.error_rate, p.error_rate, points=True),
+        ),
+        (
             "prompt_cache_savings",
             "Provider prompt caching saved",
             t.prompt_cache_savings,
@@ -432,8 +487,12 @@ def render_html(data: ReportData, image_src: Callable[[str], str]) -> str:
         image_src=image_src,
         days=data.days,
         models=data.models,
+        breakdowns=[(BREAKDOWN_TITLES[d], d, rows) for d, rows in data.breakdowns.items()],
         alerts=data.alerts,
     )
+
+
+BREAKDOWN_TITLES = {"api_key": "Top keys", "end_user": "Top end users"}
 
 
 def plain_text(data: ReportData) -> str:
@@ -448,7 +507,13 @@ def plain_text(data: ReportData) -> str:
         f"Without the cache {money(t.potential)}",
         f"Saved             {money(t.savings)} ({_change(t.savings, p.savings if p.requests else None)})",
         f"Provider prompt caching saved {money(t.prompt_cache_savings)}",
+        f"Error rate        {percent(t.error_rate)} ({t.errors:,} requests)",
     ]
+    for dimension, rows in data.breakdowns.items():
+        lines.append(
+            f"{BREAKDOWN_TITLES[dimension]}: "
+            + ", ".join(f"{labels.visible(r['value'])} {money(r['cost'])}" for r in rows[:3])
+        )
     if data.forecast:
         lines.append(f"Forecast {data.forecast['month']:%Y-%m}: {money(data.forecast['forecast'])}")
     lines.append(f"Alerts: {len(data.alerts)}")

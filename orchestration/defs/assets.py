@@ -81,6 +81,8 @@ BUCKETED = {
     "usage_aggregations_hourly": "hour_start",
     "usage_aggregations_daily": "date",
     "usage_by_model_daily": "date",
+    "int_usage_hourly_by_dimension": "hour_start",
+    "usage_by_dimension_daily": "date",
     "usage_aggregations_local_daily": "date",  # local dates: the range's UTC dates, a close enough count
 }
 

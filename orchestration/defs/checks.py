@@ -63,6 +63,41 @@ def daily_matches_raw_rows() -> AssetCheckResult:
     )
 
 
+# Per project and day of the window: the key rows and the end-user rows each add up to the day.
+DIMENSIONS_ADD_UP_SQL = """
+select count(*) as days_differing, min(daily.project_id::text || ' ' || daily.date::text) as example
+from {daily} as daily
+cross join (values ('api_key'), ('end_user')) as dimensions (dimension)
+join lateral (
+    select sum(d.total_requests) as requests, sum(d.total_cost_usd) as cost, sum(d.error_requests) as errors
+    from {by_dimension} as d
+    where d.project_id = daily.project_id and d.date = daily.date and d.dimension = dimensions.dimension
+) as summed on summed.requests is not null
+where daily.date >= current_date - %(days)s
+  and (summed.requests, summed.cost, summed.errors)
+      is distinct from (daily.total_requests, daily.total_cost_usd, daily.error_requests)
+"""
+
+
+@asset_check(asset=AssetKey(["usage_by_dimension_daily"]), name="keys_and_end_users_add_up_to_daily", blocking=False)
+def keys_and_end_users_add_up_to_daily() -> AssetCheckResult:
+    """Fails when, on a day of the last WATCHLLM_RECONCILE_DAYS (default 7), a project's api_key rows
+    or end_user rows do not add up to its usage_aggregations_daily row (requests, cost, errors). Tag
+    rows are not checked this way: a request counts once under each of its tags."""
+    schema = settings.analytics_schema()
+    query = sql.SQL(DIMENSIONS_ADD_UP_SQL).format(
+        daily=sql.Identifier(schema, "usage_aggregations_daily"),
+        by_dimension=sql.Identifier(schema, "usage_by_dimension_daily"),
+    )
+    with database.cursor(database.resolve()) as cur:
+        differing, example = cur.execute(query, {"days": settings.reconcile_days()}).fetchone()
+    return AssetCheckResult(
+        passed=differing == 0,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"window_days": settings.reconcile_days(), "days_differing": differing, "example": example or "none"},
+    )
+
+
 FORECAST_MONTH_TO_DATE_SQL = """
 with month_to_date as (
     select f.project_id, f.month_to_date_cost_usd as forecast_side,

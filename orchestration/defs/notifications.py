@@ -91,7 +91,11 @@ weekly_partitions = WeeklyPartitionsDefinition(start_date=settings.partitions_st
 
 @asset(
     partitions_def=weekly_partitions,
-    deps=[AssetKey(["usage_aggregations_daily"]), AssetKey(["usage_by_model_daily"])],
+    deps=[
+        AssetKey(["usage_aggregations_daily"]),
+        AssetKey(["usage_by_model_daily"]),
+        AssetKey(["usage_by_dimension_daily"]),
+    ],
     group_name="reports",
     description="Every active project's weekly savings report (HTML and PNGs under WATCHLLM_REPORTS_DIR/weekly/), "
     "emailed to the project's report_email_to when WATCHLLM_SMTP_URL is set. Each project on its own; a retry "
@@ -115,7 +119,13 @@ def weekly_savings_reports(context) -> MaterializeResult:
         metadata["preview"] = MetadataValue.md(
             f"**{data.project_id}** ({labels.markdown(data.time_zone)}): {data.totals.requests:,} requests, "
             f"cost {money(data.totals.cost)}, saved {money(data.totals.savings)}\n\n"
-            f"![cost against potential](data:image/png;base64,{chart})"
+            + "".join(
+                f"{reports.BREAKDOWN_TITLES[dimension]}: "
+                + ", ".join(f"{labels.markdown(r['value'])} {money(r['cost'])}" for r in rows[:3])
+                + "\n\n"
+                for dimension, rows in data.breakdowns.items()
+            )
+            + f"![cost against potential](data:image/png;base64,{chart})"
         )
         metadata["preview_report"] = MetadataValue.path(str(path))
     if outcome.failures:

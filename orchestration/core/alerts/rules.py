@@ -491,7 +491,9 @@ def _key_budget_rule(cur, names, today, result: Evaluation) -> None:
         result.judge(
             project,
             "key_budget",
-            lambda p=project, k=key, b=budget, m=month_to_date: _key_budget_condition(p, k, b, m, month, start, end, result),
+            lambda p=project, k=key, b=budget, m=month_to_date: _key_budget_condition(
+                p, k, b, m, month, start, end, result
+            ),
         )
 
 
