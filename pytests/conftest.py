@@ -104,10 +104,12 @@ class Db:
     def dbt(self, *args: str, check: bool = True, timezone: str = BUILD_TIMEZONE) -> subprocess.CompletedProcess:
         return self.cli("dbt", *args, check=check, extra_env={"PGTZ": timezone})
 
-    def generate(self, rows: int, days: float, projects: int, seed: int, *, end: str | None = None) -> None:
-        """Messy synthetic logs into this database's usage_logs (created if missing)."""
+    def generate(
+        self, rows: int, days: float, projects: int, seed: int, *, end: str | None = None, extra: tuple[str, ...] = ()
+    ) -> None:
+        """Messy synthetic logs into this database's usage_logs (created if missing); `extra`: more generate flags."""
         args = ["generate", "--rows", str(rows), "--days", str(days), "--projects", str(projects), "--seed", str(seed)]
-        self.cli(*args, "--messy", "--allow-external", *(["--end", end] if end else []))
+        self.cli(*args, "--messy", "--allow-external", *(["--end", end] if end else []), *extra)
 
     def build_models(self) -> subprocess.CompletedProcess:
         """`dbt build` without data and unit tests: seed, views, tables, function."""
@@ -296,6 +298,8 @@ SPARK_PUBLISHED_KEYS = {
     "int_usage_daily_by_tier_and_band": ("project_id", "date", "service_tier", "prompt_band"),
     "project_savings_monthly": ("project_id", "month"),
     "model_cost_counterfactual_monthly": ("project_id", "month", "provider", "model"),
+    "int_usage_hourly_by_dimension": ("project_id", "hour_start", "dimension", "value"),
+    "usage_by_dimension_daily": ("project_id", "date", "dimension", "value"),
 }
 GRAINS = {
     "usage_aggregations_hourly": (("project_id", "hour_start"), "hourly"),

@@ -352,3 +352,37 @@ def test_the_weekly_report_shows_top_keys_and_end_users_that_add_up_to_the_week(
             assert rows[-1][0] == "(other)"
     assert "<!channel>" not in page  # a hostile user label reaches the page only escaped
     assert 'data-figure="error_rate"' in page
+
+
+def test_the_dagster_check_finds_key_rows_that_do_not_add_up(attributed, monkeypatch):
+    from orchestration.defs.checks import keys_and_end_users_add_up_to_daily
+
+    db, _, _, busiest = attributed
+    for name, value in db.env.items():
+        monkeypatch.setenv(name, value)
+    assert keys_and_end_users_add_up_to_daily().passed
+    with db.connect() as conn:
+        conn.execute("begin")
+        day = conn.execute(
+            "select max(date) as d from analytics.usage_by_dimension_daily where project_id = %s", (busiest,)
+        ).fetchone()["d"]
+        conn.execute(
+            "update analytics.usage_by_dimension_daily set total_requests = total_requests + 1"
+            " where project_id = %s and date = %s and dimension = 'api_key' and value <> '(none)'"
+            " and value = (select min(value) from analytics.usage_by_dimension_daily"
+            "  where project_id = %s and date = %s and dimension = 'api_key' and value <> '(none)')",
+            (busiest, day, busiest, day),
+        )
+        conn.execute("commit")
+    try:
+        result = keys_and_end_users_add_up_to_daily()
+        assert not result.passed and result.metadata["days_differing"].value == 1
+    finally:
+        with db.connect() as conn:
+            conn.execute(
+                "update analytics.usage_by_dimension_daily set total_requests = total_requests - 1"
+                " where project_id = %s and date = %s and dimension = 'api_key' and value = (select min(value)"
+                " from analytics.usage_by_dimension_daily where project_id = %s and date = %s"
+                " and dimension = 'api_key' and value <> '(none)')",
+                (busiest, day, busiest, day),
+            )

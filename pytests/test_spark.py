@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import (
+    ATTRIBUTION_COLUMNS,
     GRAINS,
     REPO,
     SEED,
@@ -76,7 +77,7 @@ def built(make_db, tmp_path_factory):
     postgres = make_db("wl_test_spark_postgres")
     published = make_db("wl_test_spark_published")
     for db in (postgres, published):
-        db.generate(rows=3000, days=3, projects=5, seed=31, end=END)
+        db.generate(rows=3000, days=3, projects=5, seed=31, end=END, extra=("--attribution",))
         insert_rows(db, boundary_rows())
         db.build_models()
     with published.connect() as conn:  # the Postgres tables exist, empty: publish must fill them
@@ -94,7 +95,7 @@ def test_the_spark_build_passes_its_tests_and_equals_the_postgres_build_row_by_r
     assert "day(s) exported" in exported.stdout
     assert "ERROR=0" in build.stdout and "PASS=" in build.stdout, build.stdout[-3000:]
     assert "get_dashboard_stats is a Postgres function: skipped on spark" in build.stdout
-    assert "rows into 7 Postgres tables" in publish.stdout
+    assert "rows into 9 Postgres tables" in publish.stdout
     assert_all_equal(postgres, published, "the first build")
 
 
@@ -190,11 +191,16 @@ def assert_all_equal(postgres, published, what: str) -> None:
     """Every published output equals the Postgres build, and the contract tables equal the reference."""
     for name, keys in OUTPUTS.items():
         assert_tables_equal(table(published, name, keys), table(postgres, name, keys), f"{name} ({what})")
-    reference = compute(raw_rows(postgres), load_prices(PRICES[published.env["PGDATABASE"]]), postgres.now())
-    for name, (keys, attribute) in GRAINS.items():
+    raw = raw_rows(postgres, ATTRIBUTION_COLUMNS)
+    reference = compute(raw, load_prices(PRICES[published.env["PGDATABASE"]]), postgres.now())
+    for name, (keys, attribute) in {**GRAINS, **DIMENSION_GRAIN}.items():
         assert_tables_equal(
             table(published, name, keys), getattr(reference, attribute), f"{name} vs reference ({what})"
         )
+
+
+# the keys, end users and tags of the generated rows (--attribution), against the reference too
+DIMENSION_GRAIN = {"usage_by_dimension_daily": (("project_id", "date", "dimension", "value"), "by_dimension_daily")}
 
 
 PRICES: dict[str, object] = {}  # each published database's price list (the seed until a test edits it)

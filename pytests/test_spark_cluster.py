@@ -115,7 +115,7 @@ def test_a_thrift_server_builds_exports_and_publishes_every_figure_of_the_postgr
     postgres, published, _, busiest, exported, build, publish = cluster
     assert "day(s) exported" in exported.stdout
     assert "ERROR=0" in build.stdout, build.stdout[-3000:]
-    assert "rows into 7 Postgres tables, in one transaction" in publish.stdout, publish.stdout
+    assert "rows into 9 Postgres tables, in one transaction" in publish.stdout, publish.stdout
     assert "usage_aggregations_local_daily and project_cost_forecast rebuilt on Postgres" in publish.stdout
     assert_equal_to_the_postgres_build(postgres, published, "first publish")
     reference = reference_of(postgres)

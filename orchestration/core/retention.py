@@ -58,8 +58,10 @@ class Policy:
             (source, "usage_logs", "created_at", self.raw_days),
             (analytics, "int_usage_hourly_by_model", "hour_start", self.hourly_days),
             (analytics, "usage_aggregations_hourly", "hour_start", self.hourly_days),
+            (analytics, "int_usage_hourly_by_dimension", "hour_start", self.hourly_days),
             (analytics, "usage_aggregations_daily", "date", self.daily_days),
             (analytics, "usage_by_model_daily", "date", self.daily_days),
+            (analytics, "usage_by_dimension_daily", "date", self.daily_days),
             (analytics, "int_usage_daily_by_tier_and_band", "date", self.daily_days),
             (analytics, "usage_aggregations_local_daily", "date", self.daily_days),
         ]

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import decimal
 import io
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -47,6 +48,11 @@ CLASS_COLUMNS = {
     "tokens_cache_write_1h": "bigint",
     "tokens_reasoning": "bigint",
     "service_tier": "string",
+    # section 15: who spent it (tags travel as JSON text and become an array on Spark)
+    "api_key_id": "string",
+    "end_user": "string",
+    "tags": "array<string>",
+    "status_code": "int",
 }
 MONEY_COLUMNS = ("cost_usd", "potential_cost_usd")
 SPARK_TYPES = {
@@ -82,6 +88,8 @@ PUBLISHED = {
     "int_usage_daily_by_tier_and_band": "date",
     "project_savings_monthly": "month",
     "model_cost_counterfactual_monthly": "month",
+    "int_usage_hourly_by_dimension": "hour_start",
+    "usage_by_dimension_daily": "date",
 }
 # Each one's partition column on Spark (macros/portability/portable.sql, aggregate_partition_by).
 PARTITION_COLUMNS = {
@@ -92,6 +100,8 @@ PARTITION_COLUMNS = {
     "int_usage_daily_by_tier_and_band": "date",
     "project_savings_monthly": "month",
     "model_cost_counterfactual_monthly": "month",
+    "int_usage_hourly_by_dimension": "partition_date",
+    "usage_by_dimension_daily": "date",
 }
 # Built on Postgres only, from the published tables: brought up to date after every publish.
 POSTGRES_ONLY_OUTPUTS = ("usage_aggregations_local_daily", "project_cost_forecast")
@@ -178,7 +188,7 @@ def _fits(value: Decimal | None) -> bool:
 
 
 def _class_columns_in(pg, logs) -> list[str]:
-    """The columns of section 14 the Postgres usage_logs has."""
+    """The optional columns of sections 14 and 15 the Postgres usage_logs has."""
     present = {
         name
         for (name,) in pg.execute(
@@ -225,6 +235,10 @@ def _export_select(log_day, class_columns: list[str]) -> tuple[sql.Composed, sql
             columns.append(sql.SQL("{c}::text as {c}").format(c=sql.Identifier(column)))
         elif column in MONEY_COLUMNS:
             columns.append(sql.SQL("{c}::numeric(38, 18) as {c}").format(c=sql.Identifier(column)))
+        elif column == "tags":  # a text array or JSON, as JSON text (an array's elements as strings)
+            columns.append(sql.SQL("to_json(tags)::text as tags"))
+        elif column in ("api_key_id", "end_user"):
+            columns.append(sql.SQL("{c}::text as {c}").format(c=sql.Identifier(column)))
         else:
             columns.append(sql.Identifier(column))
     columns.append(sql.SQL("((created_at at time zone 'UTC')::date)::text as created_day"))
@@ -243,6 +257,8 @@ def _spark_expression(name: str, spark_type: str, have: set[str]) -> str:
         return "timestamp_micros(created_at_us) as created_at"
     if name == "created_date":
         return "cast(created_day as date) as created_date"
+    if name == "tags" and name in have:
+        return "from_json(tags, 'array<string>') as tags"
     if name in have:
         return f"cast(`{name}` as {spark_type}) as `{name}`"
     return f"cast(null as {spark_type}) as `{name}`"  # a class column Postgres lacks
@@ -305,7 +321,13 @@ def _export_day_through_session(pg, spark, table, logs, log_day, class_columns, 
 
     select, where, params = _export_select(log_day, class_columns)
     money = pa.decimal128(38, 18)
-    arrow_types = {"string": pa.string(), "bigint": pa.int64(), "int": pa.int32(), "boolean": pa.bool_()}
+    arrow_types = {
+        "string": pa.string(),
+        "bigint": pa.int64(),
+        "int": pa.int32(),
+        "boolean": pa.bool_(),
+        "array<string>": pa.string(),  # JSON text in the CSV; a list below
+    }
     types = {
         ("created_at_us" if c == "created_at" else c): (
             pa.int64() if c == "created_at" else money if c in MONEY_COLUMNS else arrow_types[SPARK_TYPES[c]]
@@ -324,6 +346,9 @@ def _export_day_through_session(pg, spark, table, logs, log_day, class_columns, 
                 arrays.append(batch.column("created_at_us").cast(pa.timestamp("us", tz="UTC")))
             elif field.name == "created_date":
                 arrays.append(pa.array([log_day] * batch.num_rows, type=pa.date32()))
+            elif field.name == "tags":
+                texts = batch.column("tags").to_pylist() if "tags" in have else [None] * batch.num_rows
+                arrays.append(pa.array([_tag_list(text) for text in texts], type=pa.list_(pa.string())))
             elif field.name in have:
                 arrays.append(batch.column(field.name))
             else:
@@ -364,6 +389,13 @@ def _export_day_through_session(pg, spark, table, logs, log_day, class_columns, 
                 pending, pending_rows = [], 0
     if pending or written == 0:
         write(pending)
+
+
+def _tag_list(text: str | None) -> list[str] | None:
+    """A row's tags from their JSON text, as from_json(tags, 'array<string>') reads them on a cluster."""
+    if text is None or not text.startswith("["):
+        return None
+    return [value if isinstance(value, str) else json.dumps(value) for value in json.loads(text) if value is not None]
 
 
 def export_logs(
