@@ -31,7 +31,11 @@ not what history costs" is measured directly:
    session per check);
 9. token classes (the long history only): the same rows generated with `--token-classes` (about
    40% of requests reading from the provider's prompt cache) against a copy without the columns,
-   each fully built, then the same scheduled hours and dashboard calls on both, alternated.
+   each fully built, then the same scheduled hours and dashboard calls on both, alternated;
+10. who spent it (the long history only): the same rows generated with `--attribution` (2,000
+   keys, 100,000 end users, 50 tags, 3% errors) against the copy without the columns: the same
+   scheduled hours on both (the cron command, alternated), the size of the key, end-user and tag
+   tables, and get_usage_breakdown for the busiest project over 30 days as `authenticated`.
 
 Beside the targets, figures that explain the missed ones: per-model times of every build; a
 contract-grain floor (the same single pass at project, hour, provider and model with the models'
@@ -76,7 +80,10 @@ DBT_LOG = BENCH_DIR / ".dbt" / "logs" / "dbt.log"
 # every table model of the project: a full build's model time is theirs together
 MODELS = ("int_usage_hourly_by_model", "usage_aggregations_hourly", "usage_aggregations_daily",
           "usage_by_model_daily", "project_savings_monthly", "model_cost_counterfactual_monthly",
-          "project_cost_forecast", "usage_aggregations_local_daily")
+          "project_cost_forecast", "usage_aggregations_local_daily", "int_usage_hourly_by_dimension",
+          "usage_by_dimension_daily")
+# the attribution scenario's traffic (issue: 2,000 keys, 100,000 end users, 50 tags, 3% errors)
+ATTRIBUTION_ARGS = ("--attribution", "--keys", "2000", "--end-users", "100000", "--tags", "50", "--error-rate", "0.03")
 WITH_SKETCHES, WITHOUT_SKETCHES = "{latency_sketches: true}", "{latency_sketches: false}"
 BUILD_WORK_MEM = "512MB"  # the dbt_project.yml default of var build_work_mem, used for the floors too
 
@@ -207,10 +214,11 @@ class Run:
         return next((target / "compiled").rglob(f"{model}.sql")).read_text()
 
     def generate(self, rows: int, days: float, projects: int, seed: int, end: dt.datetime,
-                 token_classes: bool = False) -> float:
+                 token_classes: bool = False, attribution: bool = False) -> float:
         return self.cli("generate", "--rows", str(rows), "--days", str(days), "--projects", str(projects),
                         "--seed", str(seed), "--end", end.isoformat(), "--allow-external",
-                        *(["--token-classes"] if token_classes else []))
+                        *(["--token-classes"] if token_classes else []),
+                        *(ATTRIBUTION_ARGS if attribution else ()))
 
     def connect(self) -> psycopg.Connection:
         conn = psycopg.connect(**database._kwargs(self.env), autocommit=True)
@@ -555,6 +563,8 @@ def run_size(server, rows: int, days: int, args: argparse.Namespace) -> dict:
     if plain is not None:
         log(f"{rows:,} rows: token classes (the same rows generated with the class columns)")
         out.update(token_classes(server, plain, rows, days, args, end))
+        log(f"{rows:,} rows: who spent it (the same rows generated with keys, end users, tags and errors)")
+        out.update(attribution(server, plain, rows, days, args, end))
         drop_database(server, plain.env["PGDATABASE"])
     return out
 
@@ -621,6 +631,66 @@ def token_classes(server, plain: Run, rows: int, days: int, args: argparse.Names
         out[f"token_classes_dashboard_{label}_p95_ms"] = percentile(latencies[label], 0.95)
         out[f"token_classes_dashboard_{label}_p50_ms"] = percentile(latencies[label], 0.5)
     drop_database(server, classes.env["PGDATABASE"])
+    return out
+
+
+def attribution(server, plain: Run, rows: int, days: float, args: argparse.Namespace, end: dt.datetime) -> dict:
+    """What keys, end users, tags and errors cost (section 15). `plain` is the copy without the
+    columns after token_classes() (fully built, its scheduled hours included); the twin gets the
+    same rows with the columns (their draws come after all the others), then a full build. Then the
+    same new rows on both, one scheduled build (the cron command) each, in turned order; then the
+    busiest project's breakdown calls as `authenticated`."""
+    twin = Run(fresh_database(server, f"{plain.env['PGDATABASE']}_attribution"))
+    per_hour = max(1, rows // (days * 24))
+    twin.generate(rows, days, args.projects, 1, end, attribution=True)
+    twin.generate(per_hour, 1 / 24, args.projects, 99, end + dt.timedelta(hours=1), attribution=True)
+    for i in range(args.repeat):  # the rows token_classes() appended to `plain`
+        twin.generate(per_hour, 1 / 24, args.projects, 100 + i, end + dt.timedelta(hours=i + 2), attribution=True)
+    ranked = prepare_generated(twin)
+    out: dict = {}
+    full = twin.dbt("build", "--exclude", "resource_type:test", "resource_type:unit_test")
+    out["attribution_full_build_model_s"] = full["model_s"]
+    with twin.connect() as conn:
+        conn.execute(sql.SQL("vacuum (analyze) {}").format(
+            sql.SQL(", ").join(sql.Identifier("analytics", name) for name in MODELS)))
+    twin.cron_build()
+    samples: dict[str, list[dict]] = {"without": [], "with": []}
+    for i in range(args.repeat):
+        # more rows into the newest hours (all before now): what a scheduled build finds
+        hour_end = end + dt.timedelta(hours=i + 2)
+        plain.generate(per_hour, 1 / 24, args.projects, 200 + i, hour_end)
+        twin.generate(per_hour, 1 / 24, args.projects, 200 + i, hour_end, attribution=True)
+        order = (("without", plain), ("with", twin)) if i % 2 == 0 else (("with", twin), ("without", plain))
+        for label, side in order:
+            samples[label].append(side.cron_build())
+    for label, values in samples.items():
+        for figure in ("wall_s", "models_s", "tests_s"):
+            out[f"attribution_scheduled_{label}_{figure}"] = statistics.median(v[figure] for v in values)
+    out["attribution_scheduled_dimension_models_s"] = statistics.median(
+        v["per_model_s"]["int_usage_hourly_by_dimension"] + v["per_model_s"]["usage_by_dimension_daily"]
+        for v in samples["with"]
+    )
+    with twin.connect() as conn:
+        for name in ("int_usage_hourly_by_dimension", "usage_by_dimension_daily", "usage_by_model_daily"):
+            size = conn.execute(
+                sql.SQL("select pg_total_relation_size(%s) / 2.0^20, (select count(*) from {})").format(
+                    sql.Identifier("analytics", name)), (f"analytics.{name}",)).fetchone()
+            out[f"attribution_{name}_mib"], out[f"attribution_{name}_rows"] = float(size[0]), size[1]
+        counts = conn.execute(
+            "select dimension, count(distinct value) from analytics.usage_by_dimension_daily"
+            " where project_id = %s and date >= current_date - 29 group by 1", (ranked[0],)).fetchall()
+        for dimension, values in counts:
+            out[f"attribution_busiest_30d_{dimension}_values"] = values
+    busiest = ranked[0]
+    user = as_user(twin.env, busiest)
+    for dimension in ("api_key", "end_user", "tag"):
+        call = f"select * from public.get_usage_breakdown(%s, '{dimension}', 30, 'UTC', 20)"
+        user.execute(call, (busiest,)).fetchall()  # warm
+        latencies = timed_calls(user, call, (busiest,), args.calls)
+        out[f"attribution_breakdown_{dimension}_p95_ms"] = percentile(latencies, 0.95)
+        out[f"attribution_breakdown_{dimension}_p50_ms"] = percentile(latencies, 0.5)
+    user.close()
+    drop_database(server, twin.env["PGDATABASE"])
     return out
 
 
@@ -809,6 +879,13 @@ def summarise(small: dict, large: dict, server) -> dict:
             large["token_classes_scheduled_with_models_s"] / large["token_classes_scheduled_without_models_s"],
         "token_classes_dashboard_p95_ratio_10m":
             large["token_classes_dashboard_with_p95_ms"] / large["token_classes_dashboard_without_p95_ms"],
+        "attribution_scheduled_overhead_10m":
+            large["attribution_scheduled_with_wall_s"] / large["attribution_scheduled_without_wall_s"],
+        "attribution_scheduled_models_overhead_10m":
+            large["attribution_scheduled_with_models_s"] / large["attribution_scheduled_without_models_s"],
+        "attribution_usage_by_dimension_daily_mib_10m": large["attribution_usage_by_dimension_daily_mib"],
+        "attribution_breakdown_p95_ms_10m": max(
+            large[f"attribution_breakdown_{d}_p95_ms"] for d in ("api_key", "end_user", "tag")),
         "trigger_insert_slowdown": large["insert_plain_rows_per_s"] / large["insert_trigger_rows_per_s"],
         "peak_rss_runner_mib": self_rss,
         "peak_rss_dbt_mib": children_rss,
@@ -843,6 +920,8 @@ TARGETS = {
     "backfill_vs_full_build": ("<=", 1.5),
     "token_classes_full_build_overhead_10m": ("<=", 1.3),
     "token_classes_scheduled_overhead_10m": ("<=", 1.15),
+    "attribution_scheduled_overhead_10m": ("<=", 1.25),
+    "attribution_breakdown_p95_ms_10m": ("<=", 20),
 }
 
 

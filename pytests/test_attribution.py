@@ -386,3 +386,57 @@ def test_the_dagster_check_finds_key_rows_that_do_not_add_up(attributed, monkeyp
                 " and dimension = 'api_key' and value <> '(none)')",
                 (busiest, day, busiest, day),
             )
+
+
+def test_the_scheduled_build_reads_only_its_window_of_the_dimension_tables(make_db):
+    """Six days of traffic with many end users, then one new hour whose 40 requests come from 40
+    users no one saw before: the scheduled build reads the raw rows of its window, the hourly
+    dimension rows of the days it rebuilds and the daily rows of those days, each by an index
+    range (sequential scans off, so the small tables are read as large ones would be), never the
+    history; and the new hour's rows are exactly its distinct values."""
+    from test_scheduled_window import tuples_read
+
+    from orchestration import settings
+
+    db = make_db("wl_test_attribution_window")
+    traffic = ("--attribution", "--keys", "40", "--end-users", "5000")
+    db.generate(rows=60_000, days=6, projects=12, seed=22, extra=traffic)
+    db.dbt("build")
+    project, now = uuid.UUID(int=0x5EED), db.now()
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.executemany(
+            "insert into public.usage_logs (id, project_id, created_at, provider, model, tokens_input, tokens_output,"
+            " cost_usd, potential_cost_usd, cached, latency_ms, api_key_id, end_user, tags, status_code)"
+            " values (%s, %s, %s, 'openai', 'gpt-4o-mini', 100, 50, 0.001, 0.001, false, 300, 'key-new', %s,"
+            " array['fresh', 'fresh ', 'Fresh'], 200)",
+            [(uuid.uuid4(), project, now - dt.timedelta(minutes=i + 1), f"newcomer-{i}") for i in range(40)],
+        )
+    window_start = now - dt.timedelta(hours=settings.lookback_hours() + 1)
+    budgets = {}
+    for name, column in (("int_usage_hourly_by_dimension", "hour_start"), ("usage_by_dimension_daily", "date")):
+        days_from = dt.datetime.combine(window_start.astimezone(dt.UTC).date(), dt.time(), dt.UTC)
+        bound = days_from if column == "hour_start" else days_from.date()
+        window = db.query(f"select count(*) as n from analytics.{name} where {column} >= %s", (bound,))[0]["n"]
+        everything = db.query(f"select count(*) as n from analytics.{name}")[0]["n"]
+        assert 12 * (window + 100) < 3 * everything, (name, window, everything)
+        budgets[name] = (window, everything, tuples_read(db, f"analytics.{name}"))
+    raw_before = tuples_read(db, "public.usage_logs")
+    db.cli("dbt", "build", "--exclude-resource-type", "unit_test",
+           extra_env={"PGTZ": "UTC", "PGOPTIONS": "-c enable_seqscan=off"})  # fmt: skip
+    raw_after = tuples_read(db, "public.usage_logs")
+    assert raw_after["seq_scan"] == raw_before["seq_scan"]
+    for name, (window, everything, before) in budgets.items():
+        after = tuples_read(db, f"analytics.{name}")
+        assert after["seq_scan"] == before["seq_scan"], name
+        read = after["tuples"] - before["tuples"]
+        assert read <= 12 * (window + 100), (name, read, window, everything)
+    newest = db.query(
+        "select dimension, count(distinct value) as n, sum(total_requests) as requests"
+        " from analytics.int_usage_hourly_by_dimension"
+        " where project_id = %s group by dimension order by dimension",
+        (project,),
+    )
+    # one value per distinct label: one key, 40 users, and 'fresh' and 'Fresh' (case kept, padding trimmed)
+    assert [(r["dimension"], r["n"], r["requests"]) for r in newest] == [
+        ("api_key", 1, 40), ("end_user", 40, 40), ("tag", 2, 80),
+    ]  # fmt: skip

@@ -48,6 +48,11 @@ REQUIRED = (
     "token_classes_full_build_overhead_10m",
     "token_classes_scheduled_overhead_10m",
     "token_classes_dashboard_p95_ratio_10m",
+    # who spent it: the same rows with keys, end users, tags and errors, against a copy without
+    "attribution_scheduled_overhead_10m",
+    "attribution_scheduled_models_overhead_10m",
+    "attribution_usage_by_dimension_daily_mib_10m",
+    "attribution_breakdown_p95_ms_10m",
     # alerts at scale: every project's digest delivered by webhook and email
     "alerts_check_at_scale_s",
     "alerts_webhook_posts_at_scale",

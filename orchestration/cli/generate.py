@@ -86,7 +86,7 @@ class GenerateOptions:
     end: dt.datetime  # exclusive, UTC
     token_classes: bool = False  # fill the optional columns of contract section 14
     attribution: bool = False  # fill the optional columns of contract section 15
-    keys: int = 3  # API keys per project
+    keys: int = 3  # API keys in all
     end_users: int = 500  # end users in all
     tags: int = 20  # distinct tags in all
     error_rate: float = 0.05  # the share of requests answered with an HTTP error
@@ -303,8 +303,8 @@ CLASS_COLUMNS = {
 }
 CLASS_COLUMN_TYPES = {column: "text" if column == "service_tier" else "integer" for column in CLASS_COLUMNS}
 
-# The optional columns of contract section 15 (--attribution): each project's requests come from
-# --keys keys (2% without one), end users drawn skewed from --end-users (3% without one), 0 to 3
+# The optional columns of contract section 15 (--attribution): keys drawn skewed from --keys (2%
+# without one), end users drawn skewed from --end-users (3% without one), 0 to 3
 # tags from --tags (a quarter untagged, some repeated on one request, some padded or empty), and
 # --error-rate of requests answered with a 4xx or 5xx (1% without a status). With --messy a few
 # labels are hostile: control characters, markup, and labels too long to keep.
@@ -312,7 +312,7 @@ ATTRIBUTION_COLUMNS = {
     "api_key_id": "case when u_key < 0.02 then null"
     " when %(messy)s and u_key < 0.021 then E'  \\t '"
     " when %(messy)s and u_key < 0.022 then repeat('k', 300)"
-    " else 'key-' || substr(md5(project_id::text), 1, 6) || '-' || floor(u_key * %(keys)s)::int end",
+    " else 'key-' || floor(power(u_key, 1.5) * %(keys)s)::int end",
     "end_user": "case when u_user < 0.03 then null"
     " when %(messy)s and u_user < 0.031 then E'<!channel> user\\nline'"
     " else 'user-' || floor(power(u_user, 2) * %(end_users)s)::int end",

@@ -368,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add and fill the optional api_key_id, end_user, tags and status_code columns (docs/contract.md, 15)",
     )
-    gen.add_argument("--keys", type=int, default=3, help="with --attribution: API keys per project")
+    gen.add_argument("--keys", type=int, default=3, help="with --attribution: API keys in all")
     gen.add_argument("--end-users", type=int, default=500, help="with --attribution: end users in all")
     gen.add_argument("--tags", type=int, default=20, help="with --attribution: distinct tags in all")
     gen.add_argument("--error-rate", type=float, default=0.05, help="with --attribution: share of HTTP errors")
