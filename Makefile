@@ -42,7 +42,7 @@ ui: demo
 
 ## demo: generate realistic messy logs, run `dbt build`, print what a customer would see
 demo: setup
-	$(CLI) generate --rows $(DEMO_ROWS) --days $(DEMO_DAYS) --projects $(DEMO_PROJECTS) --seed 42 --messy --token-classes
+	$(CLI) generate --rows $(DEMO_ROWS) --days $(DEMO_DAYS) --projects $(DEMO_PROJECTS) --seed 42 --messy --token-classes --attribution --keys 400 --end-users 20000 --tags 30
 	$(CLI) dbt build --exclude-resource-type unit_test
 	$(CLI) reconcile --days $(DEMO_DAYS) --heal
 	@echo

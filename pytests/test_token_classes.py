@@ -376,6 +376,13 @@ def test_a_usage_logs_without_the_class_columns_gives_exactly_the_figures_of_bef
         " from analytics.usage_aggregations_daily"
     )[0]
     assert classes == {"cache_read": 0, "saved": 0}
+    # nor the columns of section 15: no errors, and no key, end-user or tag rows
+    attribution = db.query(
+        "select (select sum(error_requests) from analytics.usage_aggregations_daily) as errors,"
+        " (select count(*) from analytics.int_usage_hourly_by_dimension) as hourly_rows,"
+        " (select count(*) from analytics.usage_by_dimension_daily) as daily_rows"
+    )[0]
+    assert attribution == {"errors": 0, "hourly_rows": 0, "daily_rows": 0}
 
 
 def test_reconcile_prices_each_request_by_class_like_the_aggregates(built):
