@@ -62,32 +62,7 @@ declare
     v_hours_kept_from timestamptz;
     v_split_hour timestamptz;
 begin
-    if p_project_id is null then
-        raise exception 'get_dashboard_stats: p_project_id is NULL; pass the project''s uuid'
-            using errcode = '22004';
-    end if;
-    if p_days is null or p_days < 1 or p_days > 366 then
-        raise exception 'get_dashboard_stats: p_days must be between 1 and 366, got %',
-            coalesce(p_days::text, 'NULL')
-            using errcode = '22023';
-    end if;
-    if p_time_zone is null then
-        raise exception 'get_dashboard_stats: p_time_zone is NULL; pass a time zone name such as ''UTC'' or ''Europe/Berlin'''
-            using errcode = '22004';
-    end if;
-    -- a name of the time zone database; not a POSIX offset such as '+05:30' (whose sign Postgres inverts)
-    if p_time_zone !~ '^[A-Za-z][A-Za-z0-9_+/-]*$' then
-        raise exception 'get_dashboard_stats: p_time_zone % is not a time zone name; pass one such as ''Asia/Kolkata''',
-            quote_literal(p_time_zone)
-            using errcode = '22023';
-    end if;
-    begin
-        v_today := cast(now() at time zone p_time_zone as date);
-    exception when invalid_parameter_value then
-        raise exception 'get_dashboard_stats: p_time_zone % is not a time zone Postgres knows; pass an IANA name such as ''America/New_York''',
-            quote_literal(p_time_zone)
-            using errcode = '22023';
-    end;
+    {{ rpc_argument_checks('get_dashboard_stats') }}
     v_first_day := v_today - (p_days - 1);
     v_from := cast(v_first_day as timestamp) at time zone p_time_zone;
     v_to := cast(v_today + 1 as timestamp) at time zone p_time_zone;

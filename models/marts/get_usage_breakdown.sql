@@ -59,18 +59,10 @@ declare
     v_hours_from timestamptz;
     v_first_whole_hour timestamptz;
 begin
-    if p_project_id is null then
-        raise exception 'get_usage_breakdown: p_project_id is NULL; pass the project''s uuid'
-            using errcode = '22004';
-    end if;
+    {{ rpc_argument_checks('get_usage_breakdown') }}
     if p_dimension is null or p_dimension not in ('api_key', 'end_user', 'tag') then
         raise exception 'get_usage_breakdown: p_dimension must be ''api_key'', ''end_user'' or ''tag'', got %',
             coalesce(quote_literal(p_dimension), 'NULL')
-            using errcode = '22023';
-    end if;
-    if p_days is null or p_days < 1 or p_days > 366 then
-        raise exception 'get_usage_breakdown: p_days must be between 1 and 366, got %',
-            coalesce(p_days::text, 'NULL')
             using errcode = '22023';
     end if;
     if p_limit is null or p_limit < 1 or p_limit > 1000 then
@@ -78,23 +70,6 @@ begin
             coalesce(p_limit::text, 'NULL')
             using errcode = '22023';
     end if;
-    if p_time_zone is null then
-        raise exception 'get_usage_breakdown: p_time_zone is NULL; pass a time zone name such as ''UTC'' or ''Europe/Berlin'''
-            using errcode = '22004';
-    end if;
-    -- a name of the time zone database; not a POSIX offset such as '+05:30' (whose sign Postgres inverts)
-    if p_time_zone !~ '^[A-Za-z][A-Za-z0-9_+/-]*$' then
-        raise exception 'get_usage_breakdown: p_time_zone % is not a time zone name; pass one such as ''Asia/Kolkata''',
-            quote_literal(p_time_zone)
-            using errcode = '22023';
-    end if;
-    begin
-        v_today := cast(now() at time zone p_time_zone as date);
-    exception when invalid_parameter_value then
-        raise exception 'get_usage_breakdown: p_time_zone % is not a time zone Postgres knows; pass an IANA name such as ''America/New_York''',
-            quote_literal(p_time_zone)
-            using errcode = '22023';
-    end;
     v_first_day := v_today - (p_days - 1);
     v_from := cast(v_first_day as timestamp) at time zone p_time_zone;
     v_to := cast(v_today + 1 as timestamp) at time zone p_time_zone;
