@@ -17,6 +17,7 @@ from run import TARGETS  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "docs" / "performance.md"
 LATEST = REPO / "bench" / "results" / "latest.json"
+DIMENSIONS = ("api_key", "end_user", "tag")
 MODEL_LABELS = (
     ("pass over raw rows", "int_usage_hourly_by_model"),
     ("hourly", "usage_aggregations_hourly"),
@@ -89,6 +90,32 @@ def figures(r: dict) -> str:
             f"({large['token_classes_dashboard_with_p95_ms']:.1f} / "
             f"{large['token_classes_dashboard_without_p95_ms']:.1f} ms)",
             "unchanged",
+        ),
+        (
+            "keys, end users, tags and errors (2,000 keys, 100,000 end users, 50 tags, 3% errors): scheduled "
+            "build with / without the columns (same hours, whole process), 10M",
+            f"{r['attribution_scheduled_overhead_10m']:.2f}× ({large['attribution_scheduled_with_wall_s']:.1f} / "
+            f"{large['attribution_scheduled_without_wall_s']:.1f} s wall; models "
+            f"{r['attribution_scheduled_models_overhead_10m']:.2f}×, the two dimension tables "
+            f"{large['attribution_scheduled_dimension_models_s']:.1f} s)",
+            target("attribution_scheduled_overhead_10m") + "×",
+        ),
+        (
+            "the same: size of usage_by_dimension_daily (int_usage_hourly_by_dimension; usage_by_model_daily), 10M",
+            f"{large['attribution_usage_by_dimension_daily_mib']:,.0f} MiB, "
+            f"{large['attribution_usage_by_dimension_daily_rows']:,} rows "
+            f"({large['attribution_int_usage_hourly_by_dimension_mib']:,.0f} MiB, "
+            f"{large['attribution_int_usage_hourly_by_dimension_rows']:,} rows; "
+            f"{large['attribution_usage_by_model_daily_mib']:,.0f} MiB)",
+            "",
+        ),
+        (
+            "get_usage_breakdown p95, busiest project, 30 days, UTC, as `authenticated`: api_key / end_user / tag",
+            " / ".join(f"{large[f'attribution_breakdown_{d}_p95_ms']:.1f}" for d in DIMENSIONS)
+            + " ms (values in 30 days: "
+            + " / ".join(f"{large.get(f'attribution_busiest_30d_{d}_values', 0):,}" for d in DIMENSIONS)
+            + ")",
+            target("attribution_breakdown_p95_ms_10m") + " ms",
         ),
         (
             "latency sketches' share of the aggregate tables' bytes, 10M",
