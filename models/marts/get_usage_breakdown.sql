@@ -317,7 +317,14 @@ begin
         select
             value,
             sum(total_requests) as total_requests,
-            sum(total_cost_usd) as total_cost_usd
+            sum(cached_requests) as cached_requests,
+            sum(error_requests) as error_requests,
+            sum(tokens_input) + sum(tokens_output) as total_tokens,
+            sum(total_cost_usd) as total_cost_usd,
+            sum(total_potential_cost_usd) as total_potential_cost_usd,
+            sum(total_savings_usd) as total_savings_usd,
+            sum(prompt_cache_savings_usd) as prompt_cache_savings_usd,
+            sum(unpriced_requests) as unpriced_requests
         from value_parts
         group by value
 
@@ -327,7 +334,7 @@ begin
 
         -- the top p_limit values by cost keep their name; for keys and users the rest become (other)
         select
-            value,
+            *,
             case
                 when p_dimension <> 'tag' and row_number() over (
                     order by total_cost_usd desc nulls last, total_requests desc, value asc
@@ -338,14 +345,6 @@ begin
 
     ),
 
-    labelled_parts as (
-
-        select value_labels.label, value_parts.*
-        from value_parts
-        inner join value_labels on value_parts.value = value_labels.value
-
-    ),
-
     label_totals as (
 
         select
@@ -353,14 +352,68 @@ begin
             sum(total_requests) as total_requests,
             sum(cached_requests) as cached_requests,
             sum(error_requests) as error_requests,
-            sum(tokens_input) + sum(tokens_output) as total_tokens,
+            sum(total_tokens) as total_tokens,
             sum(total_cost_usd) as total_cost_usd,
             sum(total_potential_cost_usd) as total_potential_cost_usd,
             sum(total_savings_usd) as total_savings_usd,
             sum(prompt_cache_savings_usd) as prompt_cache_savings_usd,
             sum(unpriced_requests) as unpriced_requests
-        from labelled_parts
+        from value_labels
         group by label
+
+    ),
+
+    named_sketch_entries as (
+
+        -- the sketches of the values shown by name: a few dozen values, whatever the project's count
+        select value_labels.label, cast(entry.key as integer) as sketch_key, cast(entry.value as bigint) as sketch_count
+        from value_labels
+        inner join value_parts on value_labels.value = value_parts.value
+        cross join lateral jsonb_each_text(value_parts.latency_sketch) as entry
+        where value_labels.label <> '(other)' or p_dimension = 'tag'
+
+    ),
+
+    project_sketch_entries as (
+
+        -- (other)'s sketch is the project's minus the named values' (every request counts under one
+        -- key and one user): the project's sketches of the same days, hours and requests
+        select cast(entry.key as integer) as sketch_key, cast(entry.value as bigint) as sketch_count
+        from (
+            select latency_sketch from {{ ref('usage_aggregations_daily') }}
+            where project_id = p_project_id and date >= v_first_day and date <= v_stored_to
+
+            union all
+
+            select latency_sketch from {{ ref('usage_aggregations_hourly') }}
+            where
+                project_id = p_project_id
+                and hour_start >= v_hours_from
+                and hour_start < v_open_from
+                and hour_start + {{ hours(1) }} <= v_to
+        ) as project_sketches
+        cross join lateral jsonb_each_text(project_sketches.latency_sketch) as entry
+        where exists (select 1 from label_totals where label = '(other)')
+
+        union all
+
+        select latency_key as sketch_key, count(*) as sketch_count
+        from requests
+        where latency_key is not null and exists (select 1 from label_totals where label = '(other)')
+        group by latency_key
+
+    ),
+
+    other_sketch_entries as (
+
+        select '(other)' as label, project_keys.sketch_key, project_keys.sketch_count - coalesce(named_keys.sketch_count, 0) as sketch_count
+        from (
+            select sketch_key, sum(sketch_count) as sketch_count from project_sketch_entries group by sketch_key
+        ) as project_keys
+        left join (
+            select sketch_key, sum(sketch_count) as sketch_count from named_sketch_entries group by sketch_key
+        ) as named_keys on project_keys.sketch_key = named_keys.sketch_key
+        where project_keys.sketch_count - coalesce(named_keys.sketch_count, 0) > 0
 
     ),
 
@@ -375,10 +428,13 @@ begin
             ) as running_count,
             sum({{ ranked_count('sketch_count') }}) over (partition by label) as known_latencies
         from (
-            select labelled_parts.label, cast(entry.key as integer) as sketch_key, sum(cast(entry.value as bigint)) as sketch_count
-            from labelled_parts
-            cross join lateral jsonb_each_text(labelled_parts.latency_sketch) as entry
-            group by labelled_parts.label, cast(entry.key as integer)
+            select label, sketch_key, sum(sketch_count) as sketch_count
+            from (
+                select * from named_sketch_entries
+                union all
+                select * from other_sketch_entries
+            ) as entries
+            group by label, sketch_key
         ) as label_keys
 
     ),
