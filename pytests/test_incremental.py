@@ -71,6 +71,8 @@ HOURLY_CONSUMERS = (
     "int_usage_daily_by_tier_and_band",
 )
 MONTHLY_CONSUMERS = ("project_savings_monthly", "model_cost_counterfactual_monthly")
+# the consumer of int_usage_hourly_by_dimension (empty here: these logs have no keys, users or tags)
+DIMENSION_CONSUMERS = ("usage_by_dimension_daily",)
 
 
 def row_versions(db, name: str) -> dict[tuple, str]:
@@ -112,7 +114,7 @@ def test_a_scheduled_build_rebuilds_only_the_days_whose_hours_changed(db):
         # rebuild the day before its newest day on every run)
         assert min(changed_days) >= first_rebuilt_day, (name, sorted(changed_days), first_rebuilt_day)
     assert set(pending_from(db).values()) == {dt.datetime(9999, 12, 31, tzinfo=UTC)}
-    assert set(pending_from(db)) == {*HOURLY_CONSUMERS, *DAILY_CONSUMERS, *MONTHLY_CONSUMERS}
+    assert set(pending_from(db)) == {*HOURLY_CONSUMERS, *DAILY_CONSUMERS, *MONTHLY_CONSUMERS, *DIMENSION_CONSUMERS}
 
 
 def hourly_row_versions(db) -> dict[tuple, str]:
@@ -171,6 +173,7 @@ def test_buckets_replaced_while_a_mart_did_not_run_are_rebuilt_by_its_next_run(d
         **dict.fromkeys(HOURLY_CONSUMERS, midnight),
         "usage_aggregations_daily": nothing,  # its producer, usage_by_model_daily, has not run
         **dict.fromkeys(MONTHLY_CONSUMERS, nothing),
+        **dict.fromkeys(DIMENSION_CONSUMERS, nothing),  # its producer has not run
     }
     # 2. a range rebuild of the daily models that does not reach the newest hour leaves the mark
     run_range(db, day - dt.timedelta(days=1), day + dt.timedelta(days=1), *DAILY_CONSUMERS)
@@ -179,6 +182,7 @@ def test_buckets_replaced_while_a_mart_did_not_run_are_rebuilt_by_its_next_run(d
         # marked by the range rebuilds of usage_by_model_daily and usage_aggregations_daily, a day earlier
         "usage_aggregations_daily": midnight - dt.timedelta(days=1),
         **dict.fromkeys(MONTHLY_CONSUMERS, midnight - dt.timedelta(days=1)),
+        **dict.fromkeys(DIMENSION_CONSUMERS, nothing),
     }
     # 3. a scheduled build in which one daily model fails (it waits too long for a lock) ...
     insert_rows(db, [request(LATE_PROJECT, dt.datetime.combine(day, dt.time(11), UTC))])
@@ -192,6 +196,7 @@ def test_buckets_replaced_while_a_mart_did_not_run_are_rebuilt_by_its_next_run(d
         "usage_aggregations_hourly": nothing,
         "usage_aggregations_local_daily": nothing,
         "int_usage_daily_by_tier_and_band": nothing,
+        **dict.fromkeys(DIMENSION_CONSUMERS, nothing),
     }
     # 4. ... and the next scheduled build, whose own lookback is hours, rebuilds that day too
     db.dbt("run")

@@ -45,7 +45,8 @@ def tuples_read(db, table: str) -> dict:
 @pytest.fixture(scope="module")
 def broken_history(make_db):
     db = make_db("wl_test_scheduled_window")
-    db.generate(rows=60_000, days=6, projects=12, seed=21)
+    # ten days: the window (up to the two UTC days of the lookback, at the start of a day) stays a small part
+    db.generate(rows=60_000, days=10, projects=12, seed=21)
     db.dbt("build")
     newest = db.query("select max(hour_start) as h from analytics.int_usage_hourly_by_model")[0]["h"]
     old_day = (newest - dt.timedelta(days=3)).astimezone(dt.UTC).date()

@@ -112,6 +112,11 @@
     {{ relation }} lateral view explode(coalesce({{ tags }}, array('{{ no_label_value() }}'))) request_tags as tag
 {%- endmacro %}
 
+{# The type of an array of text on the engine. #}
+{% macro text_array_type() -%}{{ return(adapter.dispatch('text_array_type', 'watchllm_analytics')()) }}{%- endmacro %}
+{% macro default__text_array_type() -%}text[]{%- endmacro %}
+{% macro spark__text_array_type() -%}array<string>{%- endmacro %}
+
 {# The text type of the engine. #}
 {% macro text_type() -%}{{ return(adapter.dispatch('text_type', 'watchllm_analytics')()) }}{%- endmacro %}
 {% macro default__text_type() -%}text{%- endmacro %}

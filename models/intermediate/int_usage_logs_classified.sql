@@ -15,7 +15,6 @@
 
 {%- set has_token_classes = usage_logs_have_token_classes() %}
 {%- set model_prices = ref('int_model_prices_resolved') %}
-{%- set dimensions = logged_dimensions() %}
 
 with kept_requests as (
 
@@ -53,9 +52,7 @@ classified as (
         recorded_potential_cost_usd,
         api_key_id,
         end_user,
-        {%- if 'tag' in dimensions %}
         tags,
-        {%- endif %}
         {#- an error is a kept request the proxy answered with an HTTP status of 400 or more (section 15) #}
         {{ 'coalesce(status_code >= 400, false)' if usage_logs_have_status_code() else 'false' }} as is_error,
         (not is_cached and recorded_cost_usd is null) as is_list_priced,

@@ -42,6 +42,9 @@ renamed as (
         {%- set tags_type = usage_log_column_type('tags') %}
         {{ normalised_tags('tags', tags_type) }} as tags,
         {{ tags_are_an_array('tags', tags_type) }} as tags_are_an_array,
+        {%- else %}
+        cast(null as {{ text_array_type() }}) as tags,
+        true as tags_are_an_array,
         {%- endif %}
         {{ 'cast(status_code as integer)' if 'status_code' in logged_columns else 'cast(null as integer)' }} as status_code
 
