@@ -209,9 +209,9 @@ def _breakdown(cur, project_id: uuid.UUID, period: Period, dimension: str) -> li
         return []
     query = sql.SQL(
         "select value, sum(total_requests) as requests, sum(error_requests) as errors,"
-        " coalesce(sum(total_cost_usd), 0) as cost, coalesce(sum(total_savings_usd), 0) as savings"
+        " sum(total_cost_usd) as cost, sum(total_savings_usd) as savings"
         " from {} where project_id = %s and dimension = %s and date between %s and %s group by value"
-        " order by cost desc, requests desc, value"
+        " order by cost desc nulls last, requests desc, value"
     ).format(sql.Identifier(settings.analytics_schema(), "usage_by_dimension_daily"))
     names = ("value", "requests", "errors", "cost", "savings")
     rows = [
@@ -222,7 +222,12 @@ def _breakdown(cur, project_id: uuid.UUID, period: Period, dimension: str) -> li
         return []
     top, rest = rows[:BREAKDOWN_TOP], rows[BREAKDOWN_TOP:]
     if rest:
-        top.append({"value": "(other)", **{n: sum(r[n] for r in rest) for n in names[1:]}})
+        # counts add up; money only over the known values, unknown (None, never $0) when none is known
+        top.append({
+            "value": "(other)",
+            **{n: sum(r[n] for r in rest) for n in ("requests", "errors")},
+            **{n: _known_sum(r[n] for r in rest) for n in ("cost", "savings")},
+        })
     return top
 
 
